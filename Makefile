@@ -1,0 +1,42 @@
+# V4V: top-level build. `make run` and `make test` do everything, setup
+# included; see README.md.
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+BUILD := $(ROOT)/build
+CACHE := $(BUILD)/cache
+RESULTS := $(BUILD)/results
+TOOLCHAIN := 1.95.0
+CARGO := cargo +$(TOOLCHAIN)
+export V4V_CACHE := $(CACHE)
+
+.PHONY: all setup test run bench host-test clippy fmt-check clean distclean
+
+all: xen guest
+
+# Idempotent: installs what is missing, downloads the Xen source once.
+setup:
+	@bash scripts/setup.sh
+
+# Host tests of the engine (against the simulated hypervisor) and the ABI crate.
+host-test: setup
+	$(CARGO) test --workspace --exclude v4v-test-guest
+
+clippy: setup
+	$(CARGO) clippy --workspace --exclude v4v-test-guest --all-targets -- -D warnings
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+include mk/xen.mk
+include mk/guest.mk
+
+# Every stage, each with its own count, then one summary line
+# `N passed, M failed`.
+test: setup
+	@bash scripts/test.sh
+
+clean:
+	rm -rf $(BUILD)/xen $(BUILD)/target-* $(RESULTS) target
+
+distclean:
+	rm -rf $(BUILD) target

@@ -1,0 +1,72 @@
+//! The narrow interface between the engine and the hypervisor.
+//!
+//! Everything the engine needs from Xen goes through [`Env`]: who is calling,
+//! copies to and from the calling vCPU's guest memory, pinning and mapping
+//! the frames of a ring, and raising `VIRQ_V4V`. Inside Xen it is implemented
+//! over the C shim (`crate::xen`); in host tests by a simulated hypervisor
+//! (`crate::sim`) with many domains whose memory tests can read, corrupt and
+//! race. Allocation is not part of the trait: the engine uses the `alloc`
+//! crate, always fallibly, and Xen's global allocator is set up in
+//! `crate::xen`.
+
+/// A Xen domain id.
+pub type DomId = u16;
+
+/// A guest memory access failed (bad or unmapped guest address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault;
+
+/// Why a frame could not be pinned for a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinError {
+    /// Not a writable RAM page of the calling domain.
+    Invalid,
+    /// The hypervisor is out of memory (mapping space).
+    NoMem,
+}
+
+/// Services the hypervisor provides to the engine.
+///
+/// All guest addresses are virtual addresses of the calling vCPU, as the
+/// hypercall received them. Implementations must be safe to call from
+/// several physical CPUs at once.
+pub trait Env: Sync {
+    /// A frame of a guest, pinned writable and mapped into the hypervisor's
+    /// address space until given back to [`Env::unpin_frame`].
+    type Frame: Send + Sync;
+
+    /// The domain making the current hypercall.
+    fn current_domain(&self) -> DomId;
+
+    /// Whether the calling domain may change the viptables (dom0).
+    fn current_is_privileged(&self) -> bool;
+
+    /// Copy `len` bytes from the caller's guest address `src` to `dst`.
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes of `len` bytes. It may be memory that a
+    /// guest can write concurrently (a mapped ring frame): implementations
+    /// copy with raw byte copies and never form references to it.
+    unsafe fn copy_from_guest(&self, dst: *mut u8, src: u64, len: usize) -> Result<(), Fault>;
+
+    /// Copy `len` bytes from `src` to the caller's guest address `dst`.
+    ///
+    /// # Safety
+    /// `src` must be valid for reads of `len` bytes.
+    unsafe fn copy_to_guest(&self, dst: u64, src: *const u8, len: usize) -> Result<(), Fault>;
+
+    /// Pin frame `gfn` of the calling domain as a writable RAM page and map
+    /// it for the hypervisor. The frame stays pinned and mapped until
+    /// [`Env::unpin_frame`], even if the domain dies in between.
+    fn pin_frame(&self, gfn: u64) -> Result<Self::Frame, PinError>;
+
+    /// Start of the 4096-byte mapping of a pinned frame. Valid until the
+    /// frame is unpinned; a guest may write it at any time.
+    fn frame_va(&self, frame: &Self::Frame) -> *mut u8;
+
+    /// Unmap and unpin a frame obtained from [`Env::pin_frame`].
+    fn unpin_frame(&self, frame: Self::Frame);
+
+    /// Raise `VIRQ_V4V` in domain `dom`, if it still exists.
+    fn raise_virq(&self, dom: DomId);
+}

@@ -1,0 +1,1 @@
+//! Simulated hypervisor for host tests (being written).
