@@ -15,8 +15,14 @@ extern crate alloc;
 
 pub use v4v_abi as abi;
 
-pub mod env;
+pub mod copy;
 pub mod engine;
+pub mod env;
+pub mod error;
+pub mod guest;
+pub mod lock;
+pub mod ring;
+pub mod viptables;
 
 #[cfg(target_os = "none")]
 mod xen;

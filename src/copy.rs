@@ -1,0 +1,119 @@
+//! The copy engine: gathers a message from the sender's guest memory and
+//! scatters it into the destination ring.
+//!
+//! One pass, no bounce buffer: each piece is copied straight from the
+//! sender's virtual address into the mapped ring frame, split only where the
+//! ring wraps or a frame ends. The header goes in first, `tx_ptr` last after
+//! a write barrier, so the receiver sees a whole message or nothing; a fault
+//! halfway returns before `tx_ptr` moves and leaves the ring as it was.
+use crate::abi::{Addr, Iov, MessageHeader, MAXIOV, MAX_MSG_SIZE, MESSAGE_HEADER_SIZE};
+use crate::env::{DomId, Env, Fault};
+use crate::error::{Error, Result};
+use crate::guest::GuestAddr;
+use crate::ring::geometry::{RingLen, RingOffset};
+use crate::ring::mem::RingMem;
+use core::sync::atomic::{fence, Ordering};
+use zerocopy::IntoBytes;
+
+/// Where a message's payload comes from, validated: at most `MAXIOV` parts
+/// whose lengths add up to at most `MAX_MSG_SIZE`.
+pub struct Payload {
+    parts: [Iov; MAXIOV as usize],
+    n: usize,
+    len: u32,
+}
+
+impl Payload {
+    /// A single buffer (`send`).
+    pub fn buffer(addr: GuestAddr, len: u32) -> Result<Payload> {
+        if len > MAX_MSG_SIZE {
+            return Err(Error::Inval);
+        }
+        let mut parts = [Iov::default(); MAXIOV as usize];
+        parts[0] = Iov {
+            iov_base: addr.0,
+            iov_len: len as u64,
+        };
+        Ok(Payload { parts, n: 1, len })
+    }
+
+    /// An iov array in guest memory (`sendv`), read once.
+    pub fn iovs<E: Env>(env: &E, iov: GuestAddr, niov: u32) -> Result<Payload> {
+        if niov > MAXIOV {
+            return Err(Error::Inval);
+        }
+        let mut parts = [Iov::default(); MAXIOV as usize];
+        let n = niov as usize;
+        let bytes = parts[..n].as_mut_bytes();
+        // SAFETY: `bytes` is a private stack buffer valid for writes of its
+        // whole length; any bytes are a valid `Iov`.
+        unsafe { env.copy_from_guest(bytes.as_mut_ptr(), iov.0, bytes.len())? };
+        let mut total: u64 = 0;
+        for p in &parts[..n] {
+            total = total.saturating_add(p.iov_len);
+        }
+        if total > MAX_MSG_SIZE as u64 {
+            return Err(Error::Inval);
+        }
+        Ok(Payload {
+            parts,
+            n,
+            len: total as u32,
+        })
+    }
+
+    /// Payload length in bytes.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Write one message at `tx` and publish it; returns the new `tx_ptr`.
+///
+/// The caller holds the ring's lock and has checked that the message fits.
+pub fn write_message<E: Env>(
+    env: &E,
+    mem: &RingMem<E::Frame>,
+    tx: RingOffset,
+    source: Addr,
+    protocol: u32,
+    payload: &Payload,
+) -> core::result::Result<RingOffset, Fault> {
+    let len: RingLen = mem.len();
+    let header = MessageHeader {
+        len: payload.len + MESSAGE_HEADER_SIZE as u32,
+        source,
+        pad: 0,
+        protocol,
+    };
+    // Payload first, then the header: neither is visible before tx_ptr.
+    let mut skip = MESSAGE_HEADER_SIZE;
+    for p in &payload.parts[..payload.n] {
+        if p.iov_len == 0 {
+            continue;
+        }
+        // Each part is at most MAX_MSG_SIZE (checked in `iovs`), so the
+        // conversion cannot truncate.
+        let n = p.iov_len as usize;
+        mem.write_from_guest(env, tx, skip, p.iov_base, n)?;
+        skip += n;
+    }
+    mem.write(env, tx, header.as_bytes());
+    let new_tx = len.advance(tx, RingLen::slot_bytes(payload.len) as u32);
+    // Everything written above must be visible before the new tx_ptr.
+    fence(Ordering::Release);
+    mem.write_tx_ptr(env, new_tx);
+    Ok(new_tx)
+}
+
+/// The source address a message carries: the caller's real domain.
+pub const fn real_source(caller: DomId, port: u32) -> Addr {
+    Addr {
+        port,
+        domain: caller,
+    }
+}

@@ -1,0 +1,226 @@
+//! register_ring and unregister_ring.
+use super::domain::release_ring;
+use super::{find, Engine, MAX_PAGES_PER_DOMAIN, MAX_RINGS_PER_DOMAIN};
+use crate::abi::{
+    PfnListHeader, RingHeader, RingId, MAX_RING_PAGES, PAGE_SIZE, PFN_LIST_MAGIC,
+    PFN_LIST_PAGES_OFFSET, RING_MAGIC,
+};
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::guest::GuestAddr;
+use crate::lock::Mutex;
+use crate::ring::geometry::RingLen;
+use crate::ring::mem::{frames_needed, RingMem};
+use crate::ring::{Ring, RingKey, RingState};
+use alloc::vec::Vec;
+
+/// Frame numbers read from the guest per copy while pinning.
+const PFN_BATCH: usize = 64;
+
+/// Byte offset of the ring id in a `v4v_ring`.
+const RING_ID_OFFSET: u64 = 8;
+
+impl<E: Env> Engine<E> {
+    pub(super) fn register_ring(
+        &self,
+        env: &E,
+        ring_p: GuestAddr,
+        pfns_p: GuestAddr,
+    ) -> Result<()> {
+        let caller = env.current_domain();
+        if ring_p.0 % PAGE_SIZE as u64 != 0 {
+            return Err(Error::Inval);
+        }
+        let hdr: RingHeader = ring_p.read(env)?;
+        if hdr.magic != RING_MAGIC {
+            return Err(Error::Inval);
+        }
+        let len = RingLen::new(hdr.len).ok_or(Error::Inval)?;
+        let pl: PfnListHeader = pfns_p.read(env)?;
+        if pl.magic != PFN_LIST_MAGIC || pl.pad != 0 {
+            return Err(Error::Inval);
+        }
+        let needed = frames_needed(len);
+        if (pl.npage as usize) < needed || pl.npage > MAX_RING_PAGES {
+            return Err(Error::Inval);
+        }
+        let key = RingKey {
+            port: hdr.id.addr.port,
+            partner: hdr.id.partner,
+        };
+
+        // Quota, before any pinning work (checked again when inserting).
+        self.ensure_domain(caller)?;
+        self.check_quota(caller, key, needed)?;
+
+        let frames = pin_frames(env, pfns_p, needed)?;
+        let mem = match RingMem::new(frames, len) {
+            Ok(m) => m,
+            Err(frames) => {
+                // Unreachable: `pin_frames` returned `needed` frames.
+                unpin_all(env, frames);
+                return Err(Error::Inval);
+            }
+        };
+        // tx_ptr is kept across a re-register unless it is invalid.
+        let tx = len
+            .offset(hdr.tx_ptr)
+            .unwrap_or_else(|| len.restart_offset(hdr.rx_ptr));
+        mem.write_tx_ptr(env, tx);
+
+        // The ring's id, with the caller's real domain, goes back to the guest.
+        let mut id: RingId = hdr.id;
+        id.addr.domain = caller;
+        if let Err(e) = ring_p
+            .offset(RING_ID_OFFSET)
+            .and_then(|p| p.write(env, &id))
+        {
+            unpin_all(env, mem.into_frames());
+            return Err(e.into());
+        }
+
+        let ring = Ring {
+            key,
+            mem,
+            state: Mutex::new(RingState {
+                tx,
+                waiters: Vec::new(),
+            }),
+        };
+        self.insert_ring(env, caller, ring)
+    }
+
+    fn check_quota(&self, caller: u16, key: RingKey, needed: usize) -> Result<()> {
+        let domains = self.domains.read();
+        let d = find(&domains, caller).ok_or(Error::NoMem)?;
+        let table = d.rings.read();
+        let (replaced_pages, new_ring) = match table.index(key) {
+            Ok(i) => (table.rings[i].mem.frame_count(), false),
+            Err(_) => (0, true),
+        };
+        if new_ring && table.rings.len() >= MAX_RINGS_PER_DOMAIN {
+            return Err(Error::NoSpc);
+        }
+        if table.pages - replaced_pages + needed > MAX_PAGES_PER_DOMAIN {
+            return Err(Error::NoSpc);
+        }
+        Ok(())
+    }
+
+    /// Put `ring` into the caller's table, replacing a ring with the same key
+    /// (whose waiters move over to the new ring).
+    fn insert_ring(&self, env: &E, caller: u16, ring: Ring<E>) -> Result<()> {
+        let domains = self.domains.read();
+        let Some(d) = find(&domains, caller) else {
+            // Only teardown removes a domain, and a dying domain makes no
+            // hypercalls; fail cleanly all the same.
+            drop(domains);
+            release_ring(env, ring, &mut |_| {});
+            return Err(Error::NoMem);
+        };
+        let mut table = d.rings.write();
+        let needed = ring.mem.frame_count();
+        let slot = table.index(ring.key);
+        let replaced_pages = slot.map_or(0, |i| table.rings[i].mem.frame_count());
+        let over_rings = slot.is_err() && table.rings.len() >= MAX_RINGS_PER_DOMAIN;
+        let over_pages = table.pages - replaced_pages + needed > MAX_PAGES_PER_DOMAIN;
+        let reserve = if slot.is_err() {
+            table.rings.try_reserve(1).map_err(Error::from)
+        } else {
+            Ok(())
+        };
+        if over_rings || over_pages || reserve.is_err() {
+            drop(table);
+            drop(domains);
+            release_ring(env, ring, &mut |_| {});
+            return Err(reserve.err().unwrap_or(Error::NoSpc));
+        }
+        table.pages = table.pages - replaced_pages + needed;
+        match slot {
+            Ok(i) => {
+                let old = core::mem::replace(&mut table.rings[i], ring);
+                let old_state = old.state.into_inner();
+                // The queued senders keep waiting on the new ring.
+                table.rings[i].state.lock().waiters = old_state.waiters;
+                for f in old.mem.into_frames() {
+                    env.unpin_frame(f);
+                }
+            }
+            Err(i) => table.rings.insert(i, ring),
+        }
+        Ok(())
+    }
+
+    pub(super) fn unregister_ring(&self, env: &E, ring_p: GuestAddr) -> Result<()> {
+        let caller = env.current_domain();
+        let hdr: RingHeader = ring_p.read(env)?;
+        if hdr.magic != RING_MAGIC {
+            return Err(Error::Inval);
+        }
+        let key = RingKey {
+            port: hdr.id.addr.port,
+            partner: hdr.id.partner,
+        };
+        let domains = self.domains.read();
+        let d = find(&domains, caller).ok_or(Error::NoEnt)?;
+        let mut table = d.rings.write();
+        let i = table.index(key).map_err(|_| Error::NoEnt)?;
+        let ring = table.rings.remove(i);
+        table.pages -= ring.mem.frame_count();
+        drop(table);
+        // Tell the senders that waited on it: they will find it gone.
+        release_ring(env, ring, &mut |w| {
+            if let Some(wd) = find(&domains, w) {
+                wd.uncount_wait();
+            }
+            env.raise_virq(w);
+        });
+        Ok(())
+    }
+}
+
+/// Read `needed` frame numbers from the guest's pfn list and pin each; on
+/// any failure everything pinned so far is released.
+fn pin_frames<E: Env>(env: &E, pfns_p: GuestAddr, needed: usize) -> Result<Vec<E::Frame>> {
+    let mut frames: Vec<E::Frame> = Vec::new();
+    frames.try_reserve_exact(needed)?;
+    let mut batch = [0u64; PFN_BATCH];
+    let mut done = 0;
+    while done < needed {
+        let n = (needed - done).min(PFN_BATCH);
+        let at = pfns_p.offset(PFN_LIST_PAGES_OFFSET as u64 + 8 * done as u64);
+        let read = at.and_then(|a| read_u64s(env, a, &mut batch[..n]));
+        if let Err(e) = read {
+            unpin_all(env, frames);
+            return Err(e.into());
+        }
+        for &gfn in &batch[..n] {
+            match env.pin_frame(gfn) {
+                Ok(f) => frames.push(f),
+                Err(e) => {
+                    unpin_all(env, frames);
+                    return Err(e.into());
+                }
+            }
+        }
+        done += n;
+    }
+    Ok(frames)
+}
+
+fn read_u64s<E: Env>(
+    env: &E,
+    at: GuestAddr,
+    out: &mut [u64],
+) -> core::result::Result<(), crate::env::Fault> {
+    let bytes = zerocopy::IntoBytes::as_mut_bytes(out);
+    // SAFETY: `bytes` is a private stack buffer valid for writes of its
+    // whole length; any bytes are valid u64s.
+    unsafe { env.copy_from_guest(bytes.as_mut_ptr(), at.0, bytes.len()) }
+}
+
+fn unpin_all<E: Env>(env: &E, frames: Vec<E::Frame>) {
+    for f in frames {
+        env.unpin_frame(f);
+    }
+}

@@ -1,0 +1,49 @@
+//! viptables_add, viptables_del and viptables_list (privileged domains only).
+use super::Engine;
+use crate::abi::{ViptablesList, ViptablesRule, VIPTABLES_LIST_SIZE};
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::guest::GuestAddr;
+use crate::viptables::Rule;
+
+impl<E: Env> Engine<E> {
+    pub(super) fn viptables_add(&self, env: &E, rule_p: GuestAddr, position: u32) -> Result<()> {
+        if !env.current_is_privileged() {
+            return Err(Error::Perm);
+        }
+        let rule = Rule::from_abi(&rule_p.read::<E, ViptablesRule>(env)?)?;
+        self.viptables.write().add(rule, position)
+    }
+
+    pub(super) fn viptables_del(&self, env: &E, rule_p: GuestAddr, position: i32) -> Result<()> {
+        if !env.current_is_privileged() {
+            return Err(Error::Perm);
+        }
+        match position {
+            p if p >= 0 => self.viptables.write().del_at(p as usize),
+            -1 if rule_p.is_null() => {
+                self.viptables.write().flush();
+                Ok(())
+            }
+            -1 => {
+                let rule = Rule::from_abi(&rule_p.read::<E, ViptablesRule>(env)?)?;
+                self.viptables.write().del_rule(&rule)
+            }
+            _ => Err(Error::Inval),
+        }
+    }
+
+    pub(super) fn viptables_list(&self, env: &E, list_p: GuestAddr) -> Result<()> {
+        if !env.current_is_privileged() {
+            return Err(Error::Perm);
+        }
+        let mut list: ViptablesList = list_p.read(env)?;
+        let start = list.nb_rules as usize;
+        let mut rules = [ViptablesRule::default(); VIPTABLES_LIST_SIZE];
+        let n = self.viptables.read().list(start, &mut rules);
+        list.rules = rules;
+        list.nb_rules = n as u32;
+        list_p.write(env, &list)?;
+        Ok(())
+    }
+}
