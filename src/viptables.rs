@@ -24,7 +24,8 @@ pub struct Rule {
 impl Rule {
     /// Validate a rule read from guest memory (`accept` must be 0 or 1).
     pub fn from_abi(r: &ViptablesRule) -> Result<Rule> {
-        let accept = match { r.accept } {
+        let accept = r.accept;
+        let accept = match accept {
             0 => false,
             1 => true,
             _ => return Err(Error::Inval),

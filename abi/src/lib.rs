@@ -315,8 +315,11 @@ pub const C_CONSTANTS: &[(&str, u64)] = &[
     ("V4V_SHF_PONG", StreamFlags::PONG.bits() as u64),
 ];
 
+/// One structure's layout: C struct name, size, and (field, offset) pairs.
+pub type CLayout = (&'static str, usize, &'static [(&'static str, usize)]);
+
 /// Every structure of the ABI as (C struct name, size, [(field, offset)]).
-pub const C_LAYOUTS: &[(&str, usize, &[(&str, usize)])] = &[
+pub const C_LAYOUTS: &[CLayout] = &[
     ("v4v_addr", 6, &[("port", 0), ("domain", 4)]),
     ("v4v_ring_id", 8, &[("addr", 0), ("partner", 6)]),
     ("v4v_iov", 16, &[("iov_base", 0), ("iov_len", 8)]),

@@ -28,7 +28,7 @@ impl<E: Env> Engine<E> {
         pfns_p: GuestAddr,
     ) -> Result<()> {
         let caller = env.current_domain();
-        if ring_p.0 % PAGE_SIZE as u64 != 0 {
+        if !ring_p.0.is_multiple_of(PAGE_SIZE as u64) {
             return Err(Error::Inval);
         }
         let hdr: RingHeader = ring_p.read(env)?;

@@ -1,14 +1,14 @@
 //! Host tests of every operation against the simulated hypervisor: each row
 //! of the ABI's error table, the ring arithmetic, and teardown.
 use crate::abi::{
-    errno, op, Addr, Iov, RingDataFlags, ViptablesRule, DOMID_ANY, DOMID_WILDCARD, MAXENT, MAXIOV, MAX_MSG_SIZE,
-    MAX_RING_SIZE, PORT_ANY, PROTO_DGRAM, PROTO_STREAM, RING_DATA_MAGIC, RING_MAGIC,
+    errno, op, Addr, Iov, RingDataFlags, ViptablesRule, DOMID_ANY, DOMID_WILDCARD, MAXENT, MAXIOV,
+    MAX_MSG_SIZE, MAX_RING_SIZE, PORT_ANY, PROTO_DGRAM, PROTO_STREAM, RING_DATA_MAGIC, RING_MAGIC,
 };
 use crate::engine::{MAX_RINGS_PER_DOMAIN, MAX_WAITS_PER_DOMAIN};
 use crate::sim::client::{Guest, GuestRing, Host, Msg};
 use crate::sim::Sim;
-use std::vec::Vec;
 use std::vec;
+use std::vec::Vec;
 
 const A: u16 = 1;
 const B: u16 = 2;
@@ -23,7 +23,9 @@ fn e(x: i64) -> i64 {
 }
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// B registers a ring (partner ANY) of `len` bytes on port 80.
@@ -121,13 +123,18 @@ fn register_rejects_foreign_and_readonly_frames() {
     let b = h.guest(B, 4);
     let r = b.ring(&h, 80, DOMID_ANY, 8192);
     // a frame of domain A in B's list
-    h.sim.write(B, r.list_va + 40 + 8, &Sim::gfn(A, 0).to_le_bytes());
+    h.sim
+        .write(B, r.list_va + 40 + 8, &Sim::gfn(A, 0).to_le_bytes());
     assert_eq!(r.register(&h), e(errno::EINVAL));
     // a frame number beyond B's memory
     h.sim.write(B, r.list_va + 40 + 8, &u64::MAX.to_le_bytes());
     assert_eq!(r.register(&h), e(errno::EINVAL));
     // a read-only frame
-    h.sim.write(B, r.list_va + 40 + 8, &Sim::gfn(B, r.first_pfn + 1).to_le_bytes());
+    h.sim.write(
+        B,
+        r.list_va + 40 + 8,
+        &Sim::gfn(B, r.first_pfn + 1).to_le_bytes(),
+    );
     h.sim.set_readonly(B, r.first_pfn + 2, true);
     assert_eq!(r.register(&h), e(errno::EINVAL));
     assert_eq!(h.sim.pins(B), 0, "failed registers unpin what they pinned");
@@ -155,9 +162,15 @@ fn unregister() {
     assert_eq!(r.unregister(&h), 0);
     assert_eq!(h.sim.pins(B), 0);
     assert_eq!(r.unregister(&h), e(errno::ENOENT));
-    assert_eq!(a.send(&h, 1, r.addr(), b"x", PROTO_DGRAM), e(errno::ENOTCONN));
+    assert_eq!(
+        a.send(&h, 1, r.addr(), b"x", PROTO_DGRAM),
+        e(errno::ENOTCONN)
+    );
     // bad pointer and bad magic
-    assert_eq!(h.call(B, op::UNREGISTER_RING, 0, 0, 0, 0, 0), e(errno::EFAULT));
+    assert_eq!(
+        h.call(B, op::UNREGISTER_RING, 0, 0, 0, 0, 0),
+        e(errno::EFAULT)
+    );
     r.write_header(&h, 0, 4096, 0, 0);
     assert_eq!(r.unregister(&h), e(errno::EINVAL));
     // A cannot unregister B's ring: the id names a ring of A's own, which
@@ -165,7 +178,10 @@ fn unregister() {
     r.write_header(&h, RING_MAGIC, 4096, 0, 0);
     assert_eq!(r.register(&h), 0);
     let copy = a.put(&h, &r.header(&h));
-    assert_eq!(h.call(A, op::UNREGISTER_RING, copy, 0, 0, 0, 0), e(errno::ENOENT));
+    assert_eq!(
+        h.call(A, op::UNREGISTER_RING, copy, 0, 0, 0, 0),
+        e(errno::ENOENT)
+    );
     assert_eq!(h.sim.pins(B), r.npages as u32);
 }
 
@@ -193,7 +209,9 @@ fn reregister_replaces_and_keeps_tx() {
 fn ring_count_limit_is_enospc() {
     let h = Host::new(&[B], 4200);
     let b = h.guest(B, 2);
-    let rings: Vec<GuestRing> = (0..MAX_RINGS_PER_DOMAIN as u32 + 1).map(|p| b.ring(&h, p, DOMID_ANY, 48)).collect();
+    let rings: Vec<GuestRing> = (0..MAX_RINGS_PER_DOMAIN as u32 + 1)
+        .map(|p| b.ring(&h, p, DOMID_ANY, 48))
+        .collect();
     for r in &rings[..MAX_RINGS_PER_DOMAIN] {
         assert_eq!(r.register(&h), 0);
     }
@@ -212,10 +230,27 @@ fn send_delivers_with_real_source() {
     let before = h.sim.virqs(B);
     assert_eq!(a.send(&h, 7, r.addr(), b"hello", PROTO_DGRAM), 5);
     // src.domain = ANY is allowed and replaced by the real domain
-    assert_eq!(a.send_from(&h, dst(8, DOMID_ANY), r.addr(), b"", PROTO_STREAM), 0);
+    assert_eq!(
+        a.send_from(&h, dst(8, DOMID_ANY), r.addr(), b"", PROTO_STREAM),
+        0
+    );
     assert_eq!(h.sim.virqs(B), before + 2);
-    assert_eq!(r.recv(&h), Some(Msg { source: dst(7, A), protocol: PROTO_DGRAM, payload: b"hello".to_vec() }));
-    assert_eq!(r.recv(&h), Some(Msg { source: dst(8, A), protocol: PROTO_STREAM, payload: vec![] }));
+    assert_eq!(
+        r.recv(&h),
+        Some(Msg {
+            source: dst(7, A),
+            protocol: PROTO_DGRAM,
+            payload: b"hello".to_vec()
+        })
+    );
+    assert_eq!(
+        r.recv(&h),
+        Some(Msg {
+            source: dst(8, A),
+            protocol: PROTO_STREAM,
+            payload: vec![]
+        })
+    );
     assert_eq!(r.recv(&h), None);
     // header layout in the ring: len = payload + 16, pad zero
     assert_eq!(r.read_data(&h, 0, 4), 21u32.to_le_bytes());
@@ -248,9 +283,15 @@ fn lying_about_source_is_eperm() {
     assert_eq!(r.register(&h), 0);
     let c = h.guest(C, 4);
     // C claims to be A: refused before any lookup
-    assert_eq!(c.send_from(&h, dst(1, A), r.addr(), b"x", PROTO_DGRAM), e(errno::EPERM));
+    assert_eq!(
+        c.send_from(&h, dst(1, A), r.addr(), b"x", PROTO_DGRAM),
+        e(errno::EPERM)
+    );
     // C as itself: the ring is reserved for A
-    assert_eq!(c.send(&h, 1, r.addr(), b"x", PROTO_DGRAM), e(errno::ENOTCONN));
+    assert_eq!(
+        c.send(&h, 1, r.addr(), b"x", PROTO_DGRAM),
+        e(errno::ENOTCONN)
+    );
     let a = h.guest(A, 4);
     assert_eq!(a.send(&h, 1, r.addr(), b"x", PROTO_DGRAM), 1);
 }
@@ -276,10 +317,19 @@ fn partner_ring_wins_over_any_ring() {
 fn no_destination_is_enotconn() {
     let h = host();
     let a = h.guest(A, 4);
-    assert_eq!(a.send(&h, 1, dst(80, B), b"x", PROTO_DGRAM), e(errno::ENOTCONN));
-    assert_eq!(a.send(&h, 1, dst(80, 999), b"x", PROTO_DGRAM), e(errno::ENOTCONN));
+    assert_eq!(
+        a.send(&h, 1, dst(80, B), b"x", PROTO_DGRAM),
+        e(errno::ENOTCONN)
+    );
+    assert_eq!(
+        a.send(&h, 1, dst(80, 999), b"x", PROTO_DGRAM),
+        e(errno::ENOTCONN)
+    );
     let (_b, _r) = b_ring(&h, 4096);
-    assert_eq!(a.send(&h, 1, dst(81, B), b"x", PROTO_DGRAM), e(errno::ENOTCONN));
+    assert_eq!(
+        a.send(&h, 1, dst(81, B), b"x", PROTO_DGRAM),
+        e(errno::ENOTCONN)
+    );
 }
 
 #[test]
@@ -302,19 +352,58 @@ fn sendv_argument_errors() {
     let h = host();
     let (_b, r) = b_ring(&h, 8192);
     let a = h.guest(A, 8);
-    let many = vec![Iov { iov_base: 0, iov_len: 0 }; MAXIOV as usize + 1];
-    assert_eq!(a.sendv_raw(&h, 1, r.addr(), &many, PROTO_DGRAM), e(errno::EINVAL));
+    let many = vec![
+        Iov {
+            iov_base: 0,
+            iov_len: 0
+        };
+        MAXIOV as usize + 1
+    ];
+    assert_eq!(
+        a.sendv_raw(&h, 1, r.addr(), &many, PROTO_DGRAM),
+        e(errno::EINVAL)
+    );
     // MAXIOV empty iovs is fine
-    assert_eq!(a.sendv_raw(&h, 1, r.addr(), &many[..MAXIOV as usize], PROTO_DGRAM), 0);
+    assert_eq!(
+        a.sendv_raw(&h, 1, r.addr(), &many[..MAXIOV as usize], PROTO_DGRAM),
+        0
+    );
     // total beyond V4V_MAX_MSG_SIZE, also by overflow
-    let big = [Iov { iov_base: 0, iov_len: MAX_MSG_SIZE as u64 }, Iov { iov_base: 0, iov_len: 1 }];
-    assert_eq!(a.sendv_raw(&h, 1, r.addr(), &big, PROTO_DGRAM), e(errno::EINVAL));
-    let wrap = [Iov { iov_base: 0, iov_len: u64::MAX }, Iov { iov_base: 0, iov_len: 2 }];
-    assert_eq!(a.sendv_raw(&h, 1, r.addr(), &wrap, PROTO_DGRAM), e(errno::EINVAL));
+    let big = [
+        Iov {
+            iov_base: 0,
+            iov_len: MAX_MSG_SIZE as u64,
+        },
+        Iov {
+            iov_base: 0,
+            iov_len: 1,
+        },
+    ];
+    assert_eq!(
+        a.sendv_raw(&h, 1, r.addr(), &big, PROTO_DGRAM),
+        e(errno::EINVAL)
+    );
+    let wrap = [
+        Iov {
+            iov_base: 0,
+            iov_len: u64::MAX,
+        },
+        Iov {
+            iov_base: 0,
+            iov_len: 2,
+        },
+    ];
+    assert_eq!(
+        a.sendv_raw(&h, 1, r.addr(), &wrap, PROTO_DGRAM),
+        e(errno::EINVAL)
+    );
     // iov array pointer bad
     let s = a.put(&h, &a.addr(1));
     let d = a.put(&h, &r.addr());
-    assert_eq!(h.call(A, op::SENDV, s, d, 0xffff_8300_0000_0000, 1, 0), e(errno::EFAULT));
+    assert_eq!(
+        h.call(A, op::SENDV, s, d, 0xffff_8300_0000_0000, 1, 0),
+        e(errno::EFAULT)
+    );
 }
 
 #[test]
@@ -323,12 +412,28 @@ fn fault_midway_leaves_ring_unchanged() {
     let (_b, r) = b_ring(&h, 8192);
     let a = h.guest(A, 8);
     let good = a.put_bytes(&h, &pattern(3000, 5));
-    let iovs = [Iov { iov_base: good, iov_len: 3000 }, Iov { iov_base: 0xdead_0000, iov_len: 100 }];
+    let iovs = [
+        Iov {
+            iov_base: good,
+            iov_len: 3000,
+        },
+        Iov {
+            iov_base: 0xdead_0000,
+            iov_len: 100,
+        },
+    ];
     let virqs = h.sim.virqs(B);
-    assert_eq!(a.sendv_raw(&h, 1, r.addr(), &iovs, PROTO_DGRAM), e(errno::EFAULT));
+    assert_eq!(
+        a.sendv_raw(&h, 1, r.addr(), &iovs, PROTO_DGRAM),
+        e(errno::EFAULT)
+    );
     assert_eq!(r.tx(&h), 0);
     assert_eq!(r.recv(&h), None);
-    assert_eq!(h.sim.virqs(B), virqs, "no event for a message not delivered");
+    assert_eq!(
+        h.sim.virqs(B),
+        virqs,
+        "no event for a message not delivered"
+    );
     assert_eq!(a.send(&h, 1, r.addr(), b"after", PROTO_DGRAM), 5);
     assert_eq!(r.recv(&h).unwrap().payload, b"after");
 }
@@ -339,7 +444,10 @@ fn full_ring_eagain_then_enobufs() {
     let (_b, r) = b_ring(&h, 256);
     let a = h.guest(A, 4);
     // never fits: more than len - 32
-    assert_eq!(a.send(&h, 1, r.addr(), &[0; 225], PROTO_DGRAM), e(errno::ENOBUFS));
+    assert_eq!(
+        a.send(&h, 1, r.addr(), &[0; 225], PROTO_DGRAM),
+        e(errno::ENOBUFS)
+    );
     // exactly max_message_size fits in an empty ring
     assert_eq!(a.send(&h, 1, r.addr(), &[1; 224], PROTO_DGRAM), 224);
     assert_eq!(a.send(&h, 1, r.addr(), &[], PROTO_DGRAM), e(errno::EAGAIN));
@@ -350,7 +458,10 @@ fn full_ring_eagain_then_enobufs() {
         n += 1;
     }
     assert_eq!(n, 7);
-    assert_eq!(a.send(&h, 1, r.addr(), &[0; 16], PROTO_DGRAM), e(errno::EAGAIN));
+    assert_eq!(
+        a.send(&h, 1, r.addr(), &[0; 16], PROTO_DGRAM),
+        e(errno::EAGAIN)
+    );
     for i in 0..n {
         assert_eq!(r.recv(&h).unwrap().payload, [i as u8; 16]);
     }
@@ -364,11 +475,18 @@ fn corrupt_rx_ptr_reads_as_full_and_writes_nothing() {
     for bad in [8, 256, 1000, u32::MAX] {
         r.set_rx(&h, bad);
         let before = r.read_data(&h, 0, 256);
-        assert_eq!(a.send(&h, 1, r.addr(), b"x", PROTO_DGRAM), e(errno::EAGAIN), "rx {bad}");
+        assert_eq!(
+            a.send(&h, 1, r.addr(), b"x", PROTO_DGRAM),
+            e(errno::EAGAIN),
+            "rx {bad}"
+        );
         assert_eq!(r.read_data(&h, 0, 256), before);
         let (rc, ents) = a.notify(&h, &[(r.addr(), 0)]);
         assert_eq!(rc, 0);
-        assert_eq!({ ents[0].flags }, (RingDataFlags::EXISTS | RingDataFlags::PENDING).bits());
+        assert_eq!(
+            { ents[0].flags },
+            (RingDataFlags::EXISTS | RingDataFlags::PENDING).bits()
+        );
     }
     r.set_rx(&h, 0);
     assert_eq!(a.send(&h, 1, r.addr(), b"x", PROTO_DGRAM), 1);
@@ -388,7 +506,11 @@ fn wraparound_at_every_offset() {
             assert_eq!(r.tx(&h), start);
             let a = h.guest(A, 4);
             let p = pattern(plen, start as u8);
-            assert_eq!(a.send(&h, 3, r.addr(), &p, PROTO_DGRAM), plen as i64, "start {start} len {plen}");
+            assert_eq!(
+                a.send(&h, 3, r.addr(), &p, PROTO_DGRAM),
+                plen as i64,
+                "start {start} len {plen}"
+            );
             let m = r.recv(&h).unwrap();
             assert_eq!(m.payload, p, "start {start} len {plen}");
             let expect_tx = (start as u64 + 16 + crate::abi::roundup(plen as u64)) % 320;
@@ -441,7 +563,10 @@ fn notify_reports_flags_and_max_message_size() {
     let (rc, ents) = a.notify(&h, &[(r.addr(), 100), (dst(81, B), 0), (dst(80, 77), 0)]);
     assert_eq!(rc, 0);
     let f = |x: u16| RingDataFlags::from_bits_truncate(x);
-    assert_eq!(f(ents[0].flags), RingDataFlags::EXISTS | RingDataFlags::EMPTY | RingDataFlags::SUFFICIENT);
+    assert_eq!(
+        f(ents[0].flags),
+        RingDataFlags::EXISTS | RingDataFlags::EMPTY | RingDataFlags::SUFFICIENT
+    );
     assert_eq!({ ents[0].max_message_size }, 224);
     assert_eq!({ ents[1].flags }, 0);
     assert_eq!({ ents[1].max_message_size }, 0);
@@ -449,7 +574,10 @@ fn notify_reports_flags_and_max_message_size() {
     // non-empty, then not enough space: PENDING, and later woken
     assert_eq!(a.send(&h, 1, r.addr(), &[0; 150], PROTO_DGRAM), 150);
     let (_, ents) = a.notify(&h, &[(r.addr(), 100)]);
-    assert_eq!(f(ents[0].flags), RingDataFlags::EXISTS | RingDataFlags::PENDING);
+    assert_eq!(
+        f(ents[0].flags),
+        RingDataFlags::EXISTS | RingDataFlags::PENDING
+    );
     // a request that can never fit is neither sufficient nor pending
     let (_, ents) = a.notify(&h, &[(r.addr(), 225)]);
     assert_eq!(f(ents[0].flags), RingDataFlags::EXISTS);
@@ -491,7 +619,10 @@ fn send_eagain_queues_and_notify_wakes() {
     let (b, r) = b_ring(&h, 256);
     let a = h.guest(A, 4);
     assert_eq!(a.send(&h, 1, r.addr(), &[0; 200], PROTO_DGRAM), 200);
-    assert_eq!(a.send(&h, 1, r.addr(), &[0; 100], PROTO_DGRAM), e(errno::EAGAIN));
+    assert_eq!(
+        a.send(&h, 1, r.addr(), &[0; 100], PROTO_DGRAM),
+        e(errno::EAGAIN)
+    );
     let virqs = h.sim.virqs(A);
     // notify before draining wakes nobody
     assert_eq!(b.notify_null(&h), 0);
@@ -550,8 +681,14 @@ fn wait_limit_is_enospc() {
     assert_eq!(a.notify(&h, &q[..quota - 1]).0, 0);
     // asking again about the same rings updates waits, it adds none
     assert_eq!(a.notify(&h, &q[..quota - 1]).0, 0);
-    assert_eq!(a.send(&h, 1, q[quota - 1].0, &[], PROTO_DGRAM), e(errno::EAGAIN));
-    assert_eq!(a.send(&h, 1, q[quota].0, &[], PROTO_DGRAM), e(errno::ENOSPC));
+    assert_eq!(
+        a.send(&h, 1, q[quota - 1].0, &[], PROTO_DGRAM),
+        e(errno::EAGAIN)
+    );
+    assert_eq!(
+        a.send(&h, 1, q[quota].0, &[], PROTO_DGRAM),
+        e(errno::ENOSPC)
+    );
     assert_eq!(a.notify(&h, &q[quota..quota + 1]).0, e(errno::ENOSPC));
     // another domain's quota is its own
     let c = h.guest(C, 2);
@@ -561,7 +698,11 @@ fn wait_limit_is_enospc() {
 // ---- viptables --------------------------------------------------------------
 
 fn rule(src: Addr, dst: Addr, accept: bool) -> ViptablesRule {
-    ViptablesRule { src, dst, accept: accept as u32 }
+    ViptablesRule {
+        src,
+        dst,
+        accept: accept as u32,
+    }
 }
 
 #[test]
@@ -574,7 +715,10 @@ fn viptables_reject_and_restore() {
     assert_eq!(d0.viptables_add(&h, rej, 0), 0);
     assert_eq!(a.send(&h, 1, r.addr(), b"x", PROTO_DGRAM), e(errno::EPERM));
     // A cannot get round it by claiming ANY as its source domain
-    assert_eq!(a.send_from(&h, dst(1, DOMID_ANY), r.addr(), b"x", PROTO_DGRAM), e(errno::EPERM));
+    assert_eq!(
+        a.send_from(&h, dst(1, DOMID_ANY), r.addr(), b"x", PROTO_DGRAM),
+        e(errno::EPERM)
+    );
     // the ring reads as not existing in A's notify
     let (_, ents) = a.notify(&h, &[(r.addr(), 0)]);
     assert_eq!({ ents[0].flags }, 0);
@@ -591,8 +735,18 @@ fn viptables_first_match_wildcards_and_ports() {
     let (_b, r) = b_ring(&h, 4096);
     let a = h.guest(A, 4);
     let d0 = h.guest(0, 4);
-    assert_eq!(d0.viptables_add(&h, rule(dst(5, A), dst(80, B), true), 0), 0);
-    assert_eq!(d0.viptables_add(&h, rule(dst(PORT_ANY, DOMID_WILDCARD), dst(80, DOMID_ANY), false), 1), 0);
+    assert_eq!(
+        d0.viptables_add(&h, rule(dst(5, A), dst(80, B), true), 0),
+        0
+    );
+    assert_eq!(
+        d0.viptables_add(
+            &h,
+            rule(dst(PORT_ANY, DOMID_WILDCARD), dst(80, DOMID_ANY), false),
+            1
+        ),
+        0
+    );
     assert_eq!(a.send(&h, 5, r.addr(), b"ok", PROTO_DGRAM), 2);
     assert_eq!(a.send(&h, 6, r.addr(), b"no", PROTO_DGRAM), e(errno::EPERM));
 }
@@ -602,13 +756,16 @@ fn viptables_ops_and_errors() {
     let h = host();
     let d0 = h.guest(0, 4);
     let a = h.guest(A, 4);
-    let r = |i: u32| rule(dst(i, A), dst(i, B), i % 2 == 0);
+    let r = |i: u32| rule(dst(i, A), dst(i, B), i.is_multiple_of(2));
     // privilege
     assert_eq!(a.viptables_add(&h, r(1), 0), e(errno::EPERM));
     assert_eq!(a.viptables_del(&h, None, -1), e(errno::EPERM));
     assert_eq!(a.viptables_list(&h, 0).0, e(errno::EPERM));
     // bad pointer, bad accept value
-    assert_eq!(h.call(0, op::VIPTABLES_ADD, 0xffff_8000_0000_0000, 0, 0, 0, 0), e(errno::EFAULT));
+    assert_eq!(
+        h.call(0, op::VIPTABLES_ADD, 0xffff_8000_0000_0000, 0, 0, 0, 0),
+        e(errno::EFAULT)
+    );
     let mut bad = r(1);
     bad.accept = 3;
     assert_eq!(d0.viptables_add(&h, bad, 0), e(errno::EINVAL));
@@ -625,7 +782,10 @@ fn viptables_ops_and_errors() {
     let (_, l) = d0.viptables_list(&h, 8);
     assert_eq!(l, vec![r(7), r(8), r(9)]);
     assert_eq!(d0.viptables_list(&h, 11).1.len(), 0);
-    assert_eq!(h.call(0, op::VIPTABLES_LIST, 0, 0, 0, 0, 0), e(errno::EFAULT));
+    assert_eq!(
+        h.call(0, op::VIPTABLES_LIST, 0, 0, 0, 0, 0),
+        e(errno::EFAULT)
+    );
     // delete by position, by rule, misses
     assert_eq!(d0.viptables_del(&h, None, 0), 0);
     assert_eq!(d0.viptables_del(&h, None, 10), e(errno::ENOENT));
@@ -649,19 +809,35 @@ fn destroy_releases_everything() {
     assert_eq!(ar.register(&h), 0);
     // A waits on B's ring, B waits on A's ring... then B dies
     assert_eq!(a.send(&h, 1, r.addr(), &[0; 200], PROTO_DGRAM), 200);
-    assert_eq!(a.send(&h, 1, r.addr(), &[0; 200], PROTO_DGRAM), e(errno::EAGAIN));
+    assert_eq!(
+        a.send(&h, 1, r.addr(), &[0; 200], PROTO_DGRAM),
+        e(errno::EAGAIN)
+    );
     let b = h.guest(B, 2);
     assert_eq!(b.send(&h, 1, ar.addr(), &[0; 4000], PROTO_DGRAM), 4000);
-    assert_eq!(b.send(&h, 1, ar.addr(), &[0; 100], PROTO_DGRAM), e(errno::EAGAIN));
+    assert_eq!(
+        b.send(&h, 1, ar.addr(), &[0; 100], PROTO_DGRAM),
+        e(errno::EAGAIN)
+    );
     let virqs = h.sim.virqs(A);
     h.destroy(B);
     assert_eq!(h.sim.pins(B), 0);
-    assert_eq!(h.sim.virqs(A), virqs + 1, "A learns that the ring it waited on is gone");
-    assert_eq!(a.send(&h, 1, r.addr(), b"x", PROTO_DGRAM), e(errno::ENOTCONN));
+    assert_eq!(
+        h.sim.virqs(A),
+        virqs + 1,
+        "A learns that the ring it waited on is gone"
+    );
+    assert_eq!(
+        a.send(&h, 1, r.addr(), b"x", PROTO_DGRAM),
+        e(errno::ENOTCONN)
+    );
     let dump = h.dump();
     assert!(!dump.contains("dom2"), "{dump}");
     assert!(!dump.contains("wait(dom2"), "{dump}");
-    assert!(dump.contains("dom1: 1 ring(s), 2 frame(s) pinned, 0 wait(s)"), "{dump}");
+    assert!(
+        dump.contains("dom1: 1 ring(s), 2 frame(s) pinned, 0 wait(s)"),
+        "{dump}"
+    );
     // a new B registers the same ring and receives again
     let b2 = h.guest(B, 2);
     let r2 = b2.ring(&h, 80, DOMID_ANY, 256);
@@ -681,8 +857,14 @@ fn dump_shows_rings_and_waiters() {
     let (_b, r) = b_ring(&h, 256);
     let a = h.guest(A, 4);
     assert_eq!(a.send(&h, 1, r.addr(), &[0; 200], PROTO_DGRAM), 200);
-    assert_eq!(a.send(&h, 1, r.addr(), &[0; 100], PROTO_DGRAM), e(errno::EAGAIN));
+    assert_eq!(
+        a.send(&h, 1, r.addr(), &[0; 100], PROTO_DGRAM),
+        e(errno::EAGAIN)
+    );
     let d = h.dump();
-    assert!(d.contains("port 0x50 partner 32767: len 256 tx 224 rx 0"), "{d}");
+    assert!(
+        d.contains("port 0x50 partner 32767: len 256 tx 224 rx 0"),
+        "{d}"
+    );
     assert!(d.contains("wait(dom1 100B)"), "{d}");
 }

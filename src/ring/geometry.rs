@@ -31,7 +31,7 @@ impl RingOffset {
 impl RingLen {
     /// Validate a guest-supplied ring length.
     pub const fn new(len: u32) -> Option<RingLen> {
-        if len % SLOT == 0 && len >= MIN_RING_SIZE && len <= MAX_RING_SIZE {
+        if len.is_multiple_of(SLOT) && len >= MIN_RING_SIZE && len <= MAX_RING_SIZE {
             Some(RingLen(len))
         } else {
             None
@@ -44,7 +44,7 @@ impl RingLen {
 
     /// Validate a guest-supplied offset (`rx_ptr`, `tx_ptr`) for this ring.
     pub const fn offset(self, raw: u32) -> Option<RingOffset> {
-        if raw % SLOT == 0 && raw < self.0 {
+        if raw.is_multiple_of(SLOT) && raw < self.0 {
             Some(RingOffset(raw))
         } else {
             None
@@ -125,7 +125,7 @@ mod tests {
         assert!(RingLen::new(56).is_none());
         assert!(RingLen::new(MAX_RING_SIZE).is_some());
         assert!(RingLen::new(MAX_RING_SIZE + 16).is_none());
-        assert!(RingLen::new(u32::MAX & !15).is_none());
+        assert!(RingLen::new(!15).is_none());
     }
 
     #[test]
