@@ -331,12 +331,16 @@ impl GuestRing {
         if rx == tx {
             return None;
         }
+        // Data written before tx_ptr moved is visible after reading tx_ptr.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
         let h = MessageHeader::read_from_bytes(&self.read_data(host, rx, 16)).expect("16 bytes");
         let plen = (h.len as usize)
             .checked_sub(16)
             .expect("message len below 16");
         let payload = self.read_data(host, (rx + 16) % self.len, plen);
         let next = (rx as u64 + 16 + crate::abi::roundup(plen as u64)) % self.len as u64;
+        // The message is read before the space is handed back.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         self.set_rx(host, next as u32);
         Some(Msg {
             source: h.source,

@@ -1,0 +1,5 @@
+//! Host tests of the engine against the simulated hypervisor.
+mod concurrency;
+mod hostile;
+mod model;
+mod ops;
