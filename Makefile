@@ -29,6 +29,10 @@ fmt-check:
 
 include mk/xen.mk
 include mk/guest.mk
+include mk/bench.mk
+
+# Benchmarks (not tests): the host copy-engine benchmark for now.
+bench: bench-host
 
 # Every stage, each with its own count, then one summary line
 # `N passed, M failed`.
