@@ -44,6 +44,9 @@ LINE_RE = re.compile(
 # Xen's own words for a dead hypervisor, and for a dom0 it killed.
 PANIC_RE = re.compile(r"Panic on CPU|\bFATAL\b|Dom0 crashed")
 
+# Terminal control sequences (firmware output) are not echoed.
+ESCAPE_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-~])")
+
 # After the verdict is out, give Xen this long to reset the machine.
 GRACE_AFTER_DONE = 10.0
 GRACE_AFTER_PANIC = 3.0
@@ -68,7 +71,9 @@ def parse_args():
                    help="log name: <results>/<name>.serial")
     p.add_argument("--counts", help="write 'PASSED FAILED' to this file")
     p.add_argument("--echo", action="store_true",
-                   help="copy the serial output to stdout as it arrives")
+                   help="show the guest's lines (and Xen's banner) as they arrive")
+    p.add_argument("--echo-all", action="store_true",
+                   help="show the whole serial output as it arrives")
     return p.parse_args()
 
 
@@ -106,13 +111,31 @@ class Run:
             self.panic = line.strip()
 
 
+def echo(args, line):
+    """Shows a serial line on stdout if asked to."""
+    if not (args.echo or args.echo_all):
+        return
+    line = ESCAPE_RE.sub("", line).replace("\r", "")
+    if not line.strip():
+        return
+    if args.echo_all:
+        print(line, flush=True)
+    elif "Xen version" in line:
+        # Firmware output before Xen's banner is not worth showing.
+        echo.seen_xen = True
+        print(line[line.index("(XEN)"):] if "(XEN)" in line else line, flush=True)
+    elif getattr(echo, "seen_xen", False) and not line.startswith("(XEN)"):
+        print(line, flush=True)
+
+
 def boot(args, run, log):
     guest_arg = " ".join(x for x in (args.mode, args.guest_args) if x)
     cmd = [
         args.qemu, "-machine", "q35,accel=tcg", "-cpu", "qemu64", "-m", "512",
         "-smp", "2", "-nographic", "-no-reboot",
         "-kernel", args.xen, "-append", args.xen_cmdline,
-        "-initrd", f"{args.guest} {guest_arg}",
+        # QEMU separates multiboot modules with ',' ("',,'" is a comma).
+        "-initrd", f"{args.guest} {guest_arg}".replace(",", ",,"),
     ]
     log.write(("# " + shlex.join(cmd) + "\n").encode())
     t0 = time.monotonic()
@@ -138,13 +161,12 @@ def boot(args, run, log):
         if not chunk:
             break
         log.write(chunk)
-        if args.echo:
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for raw in lines:
-            run.feed(raw.decode("utf-8", "replace").rstrip("\r"), time.monotonic() - t0)
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            run.feed(line, time.monotonic() - t0)
+            echo(args, line)
         if verdict_deadline is None:
             if run.done or run.bail:
                 verdict_deadline = time.monotonic() + GRACE_AFTER_DONE

@@ -10,8 +10,9 @@
 //! V4VT done
 //! ```
 //!
-//! Tests run in list order; `filter=SUBSTRING` on the command line keeps
-//! only the tests whose name contains it. Each test cleans up after
+//! Tests run in list order. On the command line, `filter=A,B` keeps only
+//! the tests whose name contains one of the substrings, and `skip=C,D`
+//! drops those whose name contains one of them. Each test cleans up after
 //! itself (rings unregister on drop, viptables rules are removed).
 
 mod notify;
@@ -36,6 +37,14 @@ pub struct Test {
     pub name: &'static str,
     pub run: fn(&mut Ctx) -> TestResult,
 }
+
+/// A `[Test]` list from test functions, each named after its function.
+macro_rules! tests {
+    ($($f:ident),* $(,)?) => {
+        &[$(Test { name: stringify!($f), run: $f }),*]
+    };
+}
+pub(crate) use tests;
 
 /// What tests know about the domain they run in.
 pub struct Ctx {
@@ -223,13 +232,24 @@ fn all_tests() -> impl Iterator<Item = &'static Test> {
 /// Runs the selected tests and prints the plan, one line per test, and
 /// the end marker.
 pub fn run(cmd: &CmdLine) {
-    let filter = cmd.get("filter").unwrap_or("");
+    let any_of = |list: Option<&str>, name: &str| {
+        list.is_some_and(|l| {
+            l.split(',')
+                .any(|pat| !pat.is_empty() && name.contains(pat))
+        })
+    };
+    let filter = cmd.get("filter");
+    let skip = cmd.get("skip");
     let mut ctx = Ctx::new();
     match ctx.virq {
         Ok(port) => println!("V4V test guest: VIRQ_V4V bound to port {}", port),
         Err(rc) => println!("V4V test guest: binding VIRQ_V4V failed: {}", rc_name(rc)),
     }
-    let selected = || all_tests().filter(|t| t.name.contains(filter));
+    let selected = || {
+        all_tests()
+            .filter(|t| filter.is_none() || any_of(filter, t.name))
+            .filter(|t| !any_of(skip, t.name))
+    };
     println!("V4VT plan {}", selected().count());
     let (mut passed, mut failed) = (0, 0);
     for (i, t) in selected().enumerate() {

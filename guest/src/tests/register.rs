@@ -9,100 +9,34 @@ use v4v_abi::{
     RingHeader, DOMID_ANY, MAX_RING_PAGES, MAX_RING_SIZE, PAGE_SIZE, PFN_LIST_MAGIC, RING_MAGIC,
 };
 
-use super::{Ctx, Test, TestResult, EFAULT, EINVAL, ENOENT, ENOSYS, UNMAPPED, XEN_VA};
+use super::{tests, Ctx, Test, TestResult, EFAULT, EINVAL, ENOENT, ENOSYS, UNMAPPED, XEN_VA};
 use crate::v4v::{self, pfn_list, Ring};
 use crate::xen::{self, mm, start_info};
 use crate::{ensure, ensure_eq, ensure_rc};
 
-pub static TESTS: &[Test] = &[
-    Test {
-        name: "unknown_op_enosys",
-        run: unknown_op_enosys,
-    },
-    Test {
-        name: "register_bad_ring_magic",
-        run: register_bad_ring_magic,
-    },
-    Test {
-        name: "register_bad_pfn_list_magic",
-        run: register_bad_pfn_list_magic,
-    },
-    Test {
-        name: "register_len_not_multiple_of_16",
-        run: register_len_not_multiple_of_16,
-    },
-    Test {
-        name: "register_len_below_min",
-        run: register_len_below_min,
-    },
-    Test {
-        name: "register_len_above_max",
-        run: register_len_above_max,
-    },
-    Test {
-        name: "register_ring_unaligned",
-        run: register_ring_unaligned,
-    },
-    Test {
-        name: "register_ring_unmapped_efault",
-        run: register_ring_unmapped_efault,
-    },
-    Test {
-        name: "register_ring_in_xen_efault",
-        run: register_ring_in_xen_efault,
-    },
-    Test {
-        name: "register_pfn_list_unmapped_efault",
-        run: register_pfn_list_unmapped_efault,
-    },
-    Test {
-        name: "register_pfn_list_in_xen_efault",
-        run: register_pfn_list_in_xen_efault,
-    },
-    Test {
-        name: "register_npage_too_small",
-        run: register_npage_too_small,
-    },
-    Test {
-        name: "register_npage_too_large",
-        run: register_npage_too_large,
-    },
-    Test {
-        name: "register_frame_not_owned",
-        run: register_frame_not_owned,
-    },
-    Test {
-        name: "register_frame_invalid",
-        run: register_frame_invalid,
-    },
-    Test {
-        name: "register_frame_page_table",
-        run: register_frame_page_table,
-    },
-    Test {
-        name: "register_len_min_ok",
-        run: register_len_min_ok,
-    },
-    Test {
-        name: "register_writes_back_id",
-        run: register_writes_back_id,
-    },
-    Test {
-        name: "register_replace_and_unregister",
-        run: register_replace_and_unregister,
-    },
-    Test {
-        name: "unregister_unknown_enoent",
-        run: unregister_unknown_enoent,
-    },
-    Test {
-        name: "unregister_bad_pointer_efault",
-        run: unregister_bad_pointer_efault,
-    },
-    Test {
-        name: "reregister_keeps_tx_ptr",
-        run: reregister_keeps_tx_ptr,
-    },
+pub static TESTS: &[Test] = tests![
+    unknown_op_enosys,
+    register_bad_ring_magic,
+    register_bad_pfn_list_magic,
+    register_len_not_multiple_of_16,
+    register_len_below_min,
+    register_len_above_max,
+    register_ring_unaligned,
+    register_ring_unmapped_efault,
+    register_ring_in_xen_efault,
+    register_pfn_list_unmapped_efault,
+    register_pfn_list_in_xen_efault,
+    register_npage_too_small,
+    register_npage_too_large,
+    register_frame_not_owned,
+    register_frame_invalid,
+    register_frame_page_table,
+    register_len_min_ok,
+    register_writes_back_id,
+    register_replace_and_unregister,
+    unregister_unknown_enoent,
+    unregister_bad_pointer_efault,
+    reregister_keeps_tx_ptr,
 ];
 
 /// Registers `ring` (any pointer) with `list`; if Xen wrongly accepts it,

@@ -10,71 +10,28 @@ use alloc::vec::Vec;
 
 use v4v_abi::{Addr, Iov, MAXIOV, MAX_MSG_SIZE, PAGE_SIZE, PROTO_DGRAM, PROTO_STREAM};
 
-use super::{Ctx, Test, TestResult, EAGAIN, EFAULT, EINVAL, ENOBUFS, ENOTCONN, EPERM, UNMAPPED};
+use super::{
+    tests, Ctx, Test, TestResult, EAGAIN, EFAULT, EINVAL, ENOBUFS, ENOTCONN, EPERM, UNMAPPED,
+};
 use crate::v4v::{self, iov, Message, Pages, Ring};
 use crate::{ensure, ensure_eq, ensure_rc};
 
-pub static TESTS: &[Test] = &[
-    Test {
-        name: "send_to_self",
-        run: send_to_self,
-    },
-    Test {
-        name: "send_src_domid_any",
-        run: send_src_domid_any,
-    },
-    Test {
-        name: "send_empty_payload",
-        run: send_empty_payload,
-    },
-    Test {
-        name: "send_protocol_verbatim",
-        run: send_protocol_verbatim,
-    },
-    Test {
-        name: "sendv_gather_across_pages",
-        run: sendv_gather_across_pages,
-    },
-    Test {
-        name: "send_wraps_at_ring_end",
-        run: send_wraps_at_ring_end,
-    },
-    Test {
-        name: "fill_ring_until_eagain",
-        run: fill_ring_until_eagain,
-    },
-    Test {
-        name: "send_never_fits_enobufs",
-        run: send_never_fits_enobufs,
-    },
-    Test {
-        name: "send_len_over_max_einval",
-        run: send_len_over_max_einval,
-    },
-    Test {
-        name: "send_src_other_domain_eperm",
-        run: send_src_other_domain_eperm,
-    },
-    Test {
-        name: "send_no_ring_enotconn",
-        run: send_no_ring_enotconn,
-    },
-    Test {
-        name: "send_partner_restricted",
-        run: send_partner_restricted,
-    },
-    Test {
-        name: "send_bad_pointers_efault",
-        run: send_bad_pointers_efault,
-    },
-    Test {
-        name: "sendv_bad_iovs",
-        run: sendv_bad_iovs,
-    },
-    Test {
-        name: "corrupt_rx_ptr_contained",
-        run: corrupt_rx_ptr_contained,
-    },
+pub static TESTS: &[Test] = tests![
+    send_to_self,
+    send_src_domid_any,
+    send_empty_payload,
+    send_protocol_verbatim,
+    sendv_gather_across_pages,
+    send_wraps_at_ring_end,
+    fill_ring_until_eagain,
+    send_never_fits_enobufs,
+    send_len_over_max_einval,
+    send_src_other_domain_eperm,
+    send_no_ring_enotconn,
+    send_partner_restricted,
+    send_bad_pointers_efault,
+    sendv_bad_iovs,
+    corrupt_rx_ptr_contained,
 ];
 
 /// A deterministic payload pattern.

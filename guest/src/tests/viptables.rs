@@ -8,35 +8,17 @@ use v4v_abi::{
 };
 
 use super::send::expect_message;
-use super::{Ctx, Test, TestResult, EFAULT, ENOENT, EPERM, UNMAPPED};
+use super::{tests, Ctx, Test, TestResult, EFAULT, ENOENT, EPERM, UNMAPPED};
 use crate::v4v::{self, RingData};
 use crate::{ensure, ensure_eq, ensure_rc};
 
-pub static TESTS: &[Test] = &[
-    Test {
-        name: "viptables_list_empty",
-        run: viptables_list_empty,
-    },
-    Test {
-        name: "viptables_add_list_del",
-        run: viptables_add_list_del,
-    },
-    Test {
-        name: "viptables_list_window",
-        run: viptables_list_window,
-    },
-    Test {
-        name: "viptables_reject_send",
-        run: viptables_reject_send,
-    },
-    Test {
-        name: "viptables_first_match_decides",
-        run: viptables_first_match_decides,
-    },
-    Test {
-        name: "viptables_bad_pointers_efault",
-        run: viptables_bad_pointers_efault,
-    },
+pub static TESTS: &[Test] = tests![
+    viptables_list_empty,
+    viptables_add_list_del,
+    viptables_list_window,
+    viptables_reject_send,
+    viptables_first_match_decides,
+    viptables_bad_pointers_efault,
 ];
 
 fn rule(src: Addr, dst: Addr, accept: bool) -> ViptablesRule {
