@@ -44,6 +44,9 @@ LINE_RE = re.compile(
 # Xen's own words for a dead hypervisor, and for a dom0 it killed.
 PANIC_RE = re.compile(r"Panic on CPU|\bFATAL\b|Dom0 crashed")
 
+# Xen lines worth showing with the guest's when echoing.
+XEN_TROUBLE_RE = re.compile(r"\*\*\*|RIP:|Hardware Dom0")
+
 # Terminal control sequences (firmware output) are not echoed.
 ESCAPE_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-~])")
 
@@ -124,7 +127,8 @@ def echo(args, line):
         # Firmware output before Xen's banner is not worth showing.
         echo.seen_xen = True
         print(line[line.index("(XEN)"):] if "(XEN)" in line else line, flush=True)
-    elif getattr(echo, "seen_xen", False) and not line.startswith("(XEN)"):
+    elif getattr(echo, "seen_xen", False) and (
+            not line.startswith("(XEN)") or PANIC_RE.search(line) or XEN_TROUBLE_RE.search(line)):
         print(line, flush=True)
 
 
