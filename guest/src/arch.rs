@@ -245,6 +245,9 @@ extern "C" fn trap_dump(frame: *const u64) -> ! {
         regs[16 + i] = word(rest + 1 + i);
     }
     let name = VECTOR_NAMES.get(vector).copied().unwrap_or("?");
+    // SAFETY: one vCPU; if the exception hit inside the console code, its
+    // lock holder will never run again.
+    unsafe { crate::console::force_unlock() };
     crate::println!(
         "V4V guest: exception {} ({}) -- register dump:",
         vector,
