@@ -22,6 +22,7 @@ pub static TESTS: &[Test] = tests![
     send_empty_payload,
     send_protocol_verbatim,
     sendv_gather_across_pages,
+    header_straddles_page_boundary,
     send_wraps_at_ring_end,
     fill_ring_until_eagain,
     send_never_fits_enobufs,
@@ -29,6 +30,8 @@ pub static TESTS: &[Test] = tests![
     send_src_other_domain_eperm,
     send_no_ring_enotconn,
     send_partner_restricted,
+    send_prefers_partner_ring,
+    register_replace_moves_ring,
     send_bad_pointers_efault,
     sendv_bad_iovs,
     corrupt_rx_ptr_contained,
@@ -357,6 +360,32 @@ fn send_no_ring_enotconn(ctx: &mut Ctx) -> TestResult {
     Ok(())
 }
 
+fn header_straddles_page_boundary(ctx: &mut Ctx) -> TestResult {
+    // ring[] starts at byte 60, so ring offset 4036 is the page boundary;
+    // a 4016-byte payload takes 4032 bytes and puts the next header at
+    // 4032..4048, across it.
+    let mut ring = ctx.ring(8128)?;
+    let src = ctx.fresh_addr()?;
+    let me = ctx.domid()?;
+    let first = pattern(4016, 4);
+    ensure_rc!(
+        v4v::send(&src, &ring.addr(), &first, PROTO_DGRAM),
+        4016,
+        "send 4016"
+    );
+    expect_message(&mut ring, &src, me, PROTO_DGRAM, &first)?;
+    ensure_eq!(ring.rx_ptr(), 4032, "rx_ptr after the first message");
+    let second = pattern(50, 5);
+    ensure_rc!(
+        v4v::send(&src, &ring.addr(), &second, PROTO_DGRAM),
+        50,
+        "send 50"
+    );
+    let m = expect_message(&mut ring, &src, me, PROTO_DGRAM, &second)?;
+    ensure_eq!(m.offset, 4032, "offset of the straddling header");
+    Ok(())
+}
+
 fn send_partner_restricted(ctx: &mut Ctx) -> TestResult {
     // A ring reserved for another domain: we may not reach it, not even by
     // claiming to be that domain.
@@ -390,6 +419,60 @@ fn send_partner_restricted(ctx: &mut Ctx) -> TestResult {
         "send to a ring for us"
     );
     expect_message(&mut mine, &src, me, PROTO_DGRAM, b"ok")?;
+    Ok(())
+}
+
+fn send_prefers_partner_ring(ctx: &mut Ctx) -> TestResult {
+    // Two rings on one port: partner = us wins over partner = ANY.
+    let me = ctx.domid()?;
+    let port = ctx.port();
+    let mut any = Ring::new(port, v4v_abi::DOMID_ANY, 1024);
+    ensure_rc!(any.register(), 0, "register partner ANY");
+    let mut mine = Ring::new(port, me, 1024);
+    ensure_rc!(
+        mine.register(),
+        0,
+        "register partner = self on the same port"
+    );
+    let src = ctx.fresh_addr()?;
+    let dst = any.addr();
+    ensure_rc!(v4v::send(&src, &dst, b"to mine", PROTO_DGRAM), 7, "send");
+    ensure!(!any.has_message(), "message went to the partner-ANY ring");
+    expect_message(&mut mine, &src, me, PROTO_DGRAM, b"to mine")?;
+    ensure_rc!(mine.unregister(), 0, "unregister the partner ring");
+    ensure_rc!(
+        v4v::send(&src, &dst, b"to any", PROTO_DGRAM),
+        6,
+        "send again"
+    );
+    expect_message(&mut any, &src, me, PROTO_DGRAM, b"to any")?;
+    Ok(())
+}
+
+fn register_replace_moves_ring(ctx: &mut Ctx) -> TestResult {
+    // Registering an existing id on other pages replaces the ring.
+    let port = ctx.port();
+    let mut old = Ring::new(port, v4v_abi::DOMID_ANY, 1024);
+    ensure_rc!(old.register(), 0, "register on the first pages");
+    let mut new = Ring::new(port, v4v_abi::DOMID_ANY, 2048);
+    ensure_rc!(new.register(), 0, "register the same id on other pages");
+    let me = ctx.domid()?;
+    let src = ctx.fresh_addr()?;
+    let msg = pattern(1500, 8);
+    ensure_rc!(
+        v4v::send(&src, &new.addr(), &msg, PROTO_DGRAM),
+        1500,
+        "send 1500"
+    );
+    ensure!(!old.has_message(), "message went to the replaced ring");
+    expect_message(&mut new, &src, me, PROTO_DGRAM, &msg)?;
+    // Both Ring values name the same id: one unregister removes it.
+    ensure_rc!(new.unregister(), 0, "unregister");
+    ensure_rc!(
+        old.unregister(),
+        super::ENOENT,
+        "unregister the replaced ring"
+    );
     Ok(())
 }
 
