@@ -1,0 +1,35 @@
+//! The C shim's services (`xen/common/v4v.c`, declared in `xen/v4v.h` by
+//! the patch series in `xen-patches/`).
+//!
+//! The signatures here and there must agree; both sides use fixed-width
+//! types (`domid_t` is `uint16_t`, `size_t` is `usize`, C `bool` is Rust
+//! `bool`). Functions without preconditions are declared `safe`.
+use core::ffi::c_void;
+
+unsafe extern "C" {
+    /// Copy `len` bytes from guest virtual address `src` of the current
+    /// vCPU to `dst`. 0, or -EFAULT for a bad or hypervisor address.
+    pub fn v4v_shim_copy_from_guest(dst: *mut u8, src: u64, len: usize) -> i32;
+    /// Copy `len` bytes from `src` to guest virtual address `dst` of the
+    /// current vCPU. 0, or -EFAULT.
+    pub fn v4v_shim_copy_to_guest(dst: u64, src: *const u8, len: usize) -> i32;
+    /// Id of the domain making the current hypercall.
+    pub safe fn v4v_shim_current_domid() -> u16;
+    /// Whether the current domain is the control domain (dom0).
+    pub safe fn v4v_shim_current_is_privileged() -> bool;
+    /// Pin frame `gfn` of the current domain writable and map it globally.
+    /// 0 (and `*page`, `*va` set), -EINVAL or -ENOMEM.
+    pub fn v4v_shim_pin_frame(gfn: u64, page: *mut *mut c_void, va: *mut *mut c_void) -> i32;
+    /// Undo one successful `v4v_shim_pin_frame`.
+    pub fn v4v_shim_unpin_frame(page: *mut c_void, va: *mut c_void);
+    /// Raise VIRQ_V4V in domain `domid` if it exists.
+    pub safe fn v4v_shim_raise_virq(domid: u16);
+    /// `_xmalloc(size, align)`: null when out of memory.
+    pub fn v4v_shim_alloc(size: usize, align: usize) -> *mut u8;
+    /// `xfree(ptr)`.
+    pub fn v4v_shim_free(ptr: *mut u8);
+    /// `printk("%.*s")` of `len` bytes at `s`.
+    pub fn v4v_shim_print(s: *const u8, len: usize);
+    /// Xen `panic()` with the message at `s`.
+    pub fn v4v_shim_panic(s: *const u8, len: usize) -> !;
+}

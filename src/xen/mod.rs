@@ -1,0 +1,145 @@
+//! The engine inside Xen.
+//!
+//! Xen's C shim (`xen/common/v4v.c`, added by `xen-patches/`) turns
+//! hypercall 43 into a call of [`v4v_rs_op`], domain teardown into
+//! [`v4v_rs_domain_destroy`] and the V4V debug key into [`v4v_rs_dump`].
+//! In the other direction [`XenEnv`] implements [`Env`] over the shim's
+//! services ([`ffi`]), and [`rt`] gives the crate the allocator, panic
+//! handler and console writer that `core` and `alloc` need.
+//!
+//! The shim calls these entry points directly, never through a function
+//! pointer, and only from hypercall, domctl or debug-key context, with
+//! interrupts enabled.
+use crate::engine::Engine;
+use crate::env::{DomId, Env, Fault, PinError};
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+
+mod ffi;
+mod rt;
+
+/// Xen's errno for "out of memory" (the shim's pin failure codes).
+const ENOMEM: i32 = 12;
+
+/// All V4V state of the host.
+static ENGINE: Engine<XenEnv> = Engine::new();
+
+/// [`Env`] over the C shim: the hypervisor as seen from the current
+/// hypercall.
+pub struct XenEnv;
+
+/// A frame pinned writable (`get_page_type(PGT_writable_page)` plus a
+/// general reference) and mapped with `map_domain_page_global`.
+pub struct XenFrame {
+    /// The frame's `struct page_info *`.
+    page: NonNull<c_void>,
+    /// Its global mapping.
+    va: NonNull<u8>,
+}
+
+// SAFETY: a XenFrame only carries the page_info pointer and the global
+// mapping of a pinned frame. Both are valid on every physical CPU until
+// v4v_shim_unpin_frame, which the Env contract lets happen only once, when
+// the frame is given back by value; the frame's contents are accessed only
+// with raw pointer copies (a guest may write them at any time).
+unsafe impl Send for XenFrame {}
+// SAFETY: as for Send: no method of XenFrame mutates it or the memory it
+// points to, so sharing references between CPUs is harmless.
+unsafe impl Sync for XenFrame {}
+
+impl Env for XenEnv {
+    type Frame = XenFrame;
+
+    fn current_domain(&self) -> DomId {
+        ffi::v4v_shim_current_domid()
+    }
+
+    fn current_is_privileged(&self) -> bool {
+        ffi::v4v_shim_current_is_privileged()
+    }
+
+    unsafe fn copy_from_guest(&self, dst: *mut u8, src: u64, len: usize) -> Result<(), Fault> {
+        // SAFETY: the caller guarantees dst is valid for writes of len
+        // bytes (Env::copy_from_guest). The shim checks the guest range,
+        // copies with a fault-tolerant raw copy and forms no C object over
+        // dst, so a concurrently written guest frame is fine.
+        let rc = unsafe { ffi::v4v_shim_copy_from_guest(dst, src, len) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Fault)
+        }
+    }
+
+    unsafe fn copy_to_guest(&self, dst: u64, src: *const u8, len: usize) -> Result<(), Fault> {
+        // SAFETY: the caller guarantees src is valid for reads of len bytes
+        // (Env::copy_to_guest); the shim checks and faults-in the guest side.
+        let rc = unsafe { ffi::v4v_shim_copy_to_guest(dst, src, len) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Fault)
+        }
+    }
+
+    fn pin_frame(&self, gfn: u64) -> Result<XenFrame, PinError> {
+        let mut page: *mut c_void = ptr::null_mut();
+        let mut va: *mut c_void = ptr::null_mut();
+        // SAFETY: both out-pointers point to live locals; the shim writes
+        // them only when it returns 0.
+        let rc = unsafe { ffi::v4v_shim_pin_frame(gfn, &mut page, &mut va) };
+        match rc {
+            0 => match (NonNull::new(page), NonNull::new(va.cast::<u8>())) {
+                (Some(page), Some(va)) => Ok(XenFrame { page, va }),
+                // Not produced by the shim; refuse rather than keep a
+                // frame we could not unpin.
+                _ => Err(PinError::Invalid),
+            },
+            rc if rc == -ENOMEM => Err(PinError::NoMem),
+            _ => Err(PinError::Invalid),
+        }
+    }
+
+    fn frame_va(&self, frame: &XenFrame) -> *mut u8 {
+        frame.va.as_ptr()
+    }
+
+    fn unpin_frame(&self, frame: XenFrame) {
+        // SAFETY: frame came from a successful v4v_shim_pin_frame and is
+        // consumed here, so each pin is undone exactly once.
+        unsafe { ffi::v4v_shim_unpin_frame(frame.page.as_ptr(), frame.va.as_ptr().cast()) }
+    }
+
+    fn raise_virq(&self, dom: DomId) {
+        ffi::v4v_shim_raise_virq(dom)
+    }
+}
+
+/// Hypercall `v4v_op`: `cmd` and its five arguments, as the guest passed
+/// them (the shim has fetched the fifth from r9). Returns `>= 0` or
+/// `-errno`.
+#[unsafe(no_mangle)]
+pub extern "C" fn v4v_rs_op(cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u32) -> i64 {
+    ENGINE.hypercall(&XenEnv, cmd, a1, a2, a3, a4, a5)
+}
+
+/// Domain `domid` is being killed (`domain_kill`, once per domain) or soft
+/// reset: drop everything that refers to it.
+#[unsafe(no_mangle)]
+pub extern "C" fn v4v_rs_domain_destroy(domid: u16) {
+    ENGINE.domain_destroy(&XenEnv, domid)
+}
+
+/// The V4V debug key: print every domain's rings and waiters.
+#[unsafe(no_mangle)]
+pub extern "C" fn v4v_rs_dump() {
+    let mut out = rt::Console::new();
+    // Runs on whatever vCPU handles the key (often idle): the engine only
+    // reads mapped ring frames through the Env here, never the current
+    // domain's memory.
+    if ENGINE.dump(&XenEnv, &mut out).is_err() {
+        out.flush();
+        rt::print(b"V4V: dump failed\n");
+    }
+    out.flush();
+}
