@@ -12,15 +12,23 @@ use crate::error::{Error, Result};
 use crate::guest::GuestAddr;
 use crate::ring::geometry::{RingLen, RingOffset};
 use crate::ring::mem::RingMem;
+use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
 use zerocopy::IntoBytes;
 
-/// Where a message's payload comes from, validated: at most `MAXIOV` parts
-/// whose lengths add up to at most `MAX_MSG_SIZE`.
+/// Where a message's payload comes from, validated: a single buffer, or at
+/// most `MAXIOV` parts, whose lengths add up to at most `MAX_MSG_SIZE`.
+///
+/// The iov array lives on the heap: Xen's hypercall stack is small (a few
+/// KiB), and 128 iovs take 2 KiB.
 pub struct Payload {
-    parts: [Iov; MAXIOV as usize],
-    n: usize,
+    parts: Parts,
     len: u32,
+}
+
+enum Parts {
+    Buffer(Iov),
+    Iovs(Vec<Iov>),
 }
 
 impl Payload {
@@ -29,12 +37,14 @@ impl Payload {
         if len > MAX_MSG_SIZE {
             return Err(Error::Inval);
         }
-        let mut parts = [Iov::default(); MAXIOV as usize];
-        parts[0] = Iov {
+        let part = Iov {
             iov_base: addr.0,
             iov_len: len as u64,
         };
-        Ok(Payload { parts, n: 1, len })
+        Ok(Payload {
+            parts: Parts::Buffer(part),
+            len,
+        })
     }
 
     /// An iov array in guest memory (`sendv`), read once.
@@ -42,24 +52,28 @@ impl Payload {
         if niov > MAXIOV {
             return Err(Error::Inval);
         }
-        let mut parts = [Iov::default(); MAXIOV as usize];
-        let n = niov as usize;
-        let bytes = parts[..n].as_mut_bytes();
-        // SAFETY: `bytes` is a private stack buffer valid for writes of its
+        let mut parts: Vec<Iov> = Vec::new();
+        parts.try_reserve_exact(niov as usize)?;
+        parts.resize(niov as usize, Iov::default());
+        let bytes = parts.as_mut_slice().as_mut_bytes();
+        // SAFETY: `bytes` is a private heap buffer valid for writes of its
         // whole length; any bytes are a valid `Iov`.
         unsafe { env.copy_from_guest(bytes.as_mut_ptr(), iov.0, bytes.len())? };
-        let mut total: u64 = 0;
-        for p in &parts[..n] {
-            total = total.saturating_add(p.iov_len);
-        }
+        let total = parts.iter().fold(0u64, |t, p| t.saturating_add(p.iov_len));
         if total > MAX_MSG_SIZE as u64 {
             return Err(Error::Inval);
         }
         Ok(Payload {
-            parts,
-            n,
+            parts: Parts::Iovs(parts),
             len: total as u32,
         })
+    }
+
+    fn parts(&self) -> &[Iov] {
+        match &self.parts {
+            Parts::Buffer(b) => core::slice::from_ref(b),
+            Parts::Iovs(v) => v,
+        }
     }
 
     /// Payload length in bytes.
@@ -92,7 +106,7 @@ pub fn write_message<E: Env>(
     };
     // Payload first, then the header: neither is visible before tx_ptr.
     let mut skip = MESSAGE_HEADER_SIZE;
-    for p in &payload.parts[..payload.n] {
+    for p in payload.parts() {
         if p.iov_len == 0 {
             continue;
         }

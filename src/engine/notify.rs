@@ -83,7 +83,10 @@ impl<E: Env> Engine<E> {
             if st.remove_waiter(caller) {
                 me.uncount_wait();
             }
-        } else if len.can_ever_fit(required) {
+        } else {
+            // As the ABI says, even a request that can never fit this ring
+            // is queued (it counts against the caller's wait quota and goes
+            // with the ring).
             if st.waiter(caller).is_none() {
                 me.count_wait()?;
             }

@@ -341,7 +341,7 @@ impl Model {
                         mms = r.ring.len - 32;
                         if r.fits(space as usize) {
                             flags |= RingDataFlags::SUFFICIENT;
-                        } else if space <= mms {
+                        } else {
                             flags |= RingDataFlags::PENDING;
                         }
                     }

@@ -573,14 +573,20 @@ fn notify_reports_flags_and_max_message_size() {
     assert_eq!({ ents[2].flags }, 0);
     // non-empty, then not enough space: PENDING, and later woken
     assert_eq!(a.send(&h, 1, r.addr(), &[0; 150], PROTO_DGRAM), 150);
+    // a request that can never fit is still queued, as the ABI says
+    let (_, ents) = a.notify(&h, &[(r.addr(), 225)]);
+    assert_eq!(
+        f(ents[0].flags),
+        RingDataFlags::EXISTS | RingDataFlags::PENDING
+    );
+    assert!(h.dump().contains("wait(dom1 225B)"));
+    // asking again replaces the wait's size
     let (_, ents) = a.notify(&h, &[(r.addr(), 100)]);
     assert_eq!(
         f(ents[0].flags),
         RingDataFlags::EXISTS | RingDataFlags::PENDING
     );
-    // a request that can never fit is neither sufficient nor pending
-    let (_, ents) = a.notify(&h, &[(r.addr(), 225)]);
-    assert_eq!(f(ents[0].flags), RingDataFlags::EXISTS);
+    assert!(h.dump().contains("wait(dom1 100B)"));
     // B drains and notifies: A is woken
     let virqs = h.sim.virqs(A);
     r.recv(&h).unwrap();
