@@ -1,8 +1,139 @@
-# Patched Xen with the Rust engine linked in (owned by the Xen/shim work).
-.PHONY: xen disasm-check abi-check
-xen:
-	@echo "xen: not yet"; false
-disasm-check:
-	@false
-abi-check:
-	@false
+# Patched Xen with the Rust engine linked in.
+#
+#   make xen           the Rust archive, the patched and configured Xen tree,
+#                      and the hypervisor: $(XEN_IMAGE) (multiboot image for
+#                      QEMU -kernel) and $(XEN_SYMS) (the same, with symbols)
+#   make disasm-check  the Rust code inside $(XEN_SYMS) obeys Xen's rules
+#   make abi-check     xen/include/public/v4v.h agrees with the ABI crate
+#
+# Incremental: cargo runs only when a file its dep-info lists changed, the
+# patch series is re-applied only when it changed (and then only the files
+# it touches are rewritten), Xen is configured only when the patches or this
+# file changed, and Xen's make only when one of those or the archive did.
+# A Rust-only change re-runs cargo and relinks Xen.
+
+XEN_TREE := $(BUILD)/xen
+XEN_DIR := $(XEN_TREE)/xen
+XEN_PRISTINE := $(CACHE)/xen-pristine
+XEN_IMAGE := $(XEN_DIR)/xen
+XEN_SYMS := $(XEN_DIR)/xen-syms
+XEN_PUBLIC_HEADER := $(XEN_DIR)/include/public/v4v.h
+XEN_STAMPS := $(BUILD)/stamps
+XEN_PATCHED := $(XEN_STAMPS)/xen-patched
+XEN_CONFIGURED := $(XEN_STAMPS)/xen-configured
+XEN_JOBS ?= 2
+# Options set on top of Debian's configuration (debian/xen-kconfig).
+# VERBOSE_DEBUG (reachable with EXPERT) lets domUs write to Xen's console.
+XEN_KCONFIG_SET := CONFIG_V4V CONFIG_EXPERT CONFIG_VERBOSE_DEBUG
+
+RUST_TARGET := x86_64-unknown-none
+RUST_TARGET_DIR := $(BUILD)/target-xen
+RUST_LIB := $(RUST_TARGET_DIR)/$(RUST_TARGET)/release/libv4v.a
+XEN_RUST_LIB := $(XEN_STAMPS)/libv4v.a
+# Code that links into Xen: position independent without a GOT (Xen is
+# linked above the top 2 GiB), no unwind tables, Xen's retpoline and return
+# thunks, and ENDBR64 on every function whose address is taken (Xen runs
+# with CET-IBT where the CPU has it).
+XEN_RUSTFLAGS := -C relocation-model=pie -C force-unwind-tables=no \
+	-Z plt=yes -Z direct-access-external-data=yes \
+	-Z function-return=thunk-extern -Z retpoline-external-thunk \
+	-Z cf-protection=branch
+# `cargo rustc --crate-type staticlib`: the crate also declares an rlib, and
+# cargo applies the profile's fat LTO only to a build without one. LTO keeps
+# only what the three entry points reach, in one object.
+XEN_CARGO := RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(XEN_RUSTFLAGS)" nice $(CARGO) rustc \
+	--release -p v4v --lib --crate-type staticlib --target $(RUST_TARGET) \
+	-Z build-std=core,compiler_builtins,alloc --target-dir $(RUST_TARGET_DIR)
+
+export XEN_IMAGE XEN_SYMS RUST_LIB
+
+.PHONY: xen xen-rust xen-patch xen-config xen-rebuild disasm-check abi-check
+
+xen: $(XEN_IMAGE)
+
+xen-rust: $(RUST_LIB)
+xen-patch: $(XEN_PATCHED)
+xen-config: $(XEN_CONFIGURED)
+
+# --- The Rust archive -------------------------------------------------------
+# cargo's dep-info names every source file the archive was built from. Each
+# also gets an empty rule, so that a deleted file means "rebuild", not "no
+# rule to make it".
+XEN_RUST_DEPS := $(filter-out %:,$(shell cat $(RUST_LIB:.a=.d) 2>/dev/null))
+$(XEN_RUST_DEPS):
+$(RUST_LIB): Cargo.toml Cargo.lock rust-toolchain.toml abi/Cargo.toml mk/xen.mk $(XEN_RUST_DEPS)
+	$(XEN_CARGO)
+	@touch $@
+
+# What Xen links: a copy of the archive, replaced only when its content
+# changed, so that a rebuild that produced the same code (a comment edit)
+# does not relink Xen. The stamp records that the copy is current.
+XEN_RUST_STAMP := $(XEN_STAMPS)/libv4v.copied
+$(XEN_RUST_STAMP): $(RUST_LIB)
+	@mkdir -p $(@D)
+	@cmp -s $< $(XEN_RUST_LIB) || { echo "  CP      $(XEN_RUST_LIB)"; cp $< $(XEN_RUST_LIB).tmp && mv $(XEN_RUST_LIB).tmp $(XEN_RUST_LIB); }
+	@touch $@
+$(XEN_RUST_LIB): $(XEN_RUST_STAMP) ;
+
+# --- The patched tree -------------------------------------------------------
+$(XEN_PATCHED): $(CACHE)/xen-src.stamp xen-patches/series $(wildcard xen-patches/*.patch) scripts/xen-patches.sh
+	V4V_XEN_TREE=$(XEN_TREE) bash scripts/xen-patches.sh apply
+	@mkdir -p $(@D) && touch $@
+
+$(CACHE)/xen-src.stamp:
+	bash scripts/setup.sh
+
+# --- Configuration ----------------------------------------------------------
+XEN_KCONFIG_SEED := $(XEN_STAMPS)/xen-kconfig.seed
+$(XEN_CONFIGURED): $(XEN_PATCHED) mk/xen.mk
+	@mkdir -p $(XEN_STAMPS)
+	cp $(XEN_TREE)/debian/xen-kconfig $(XEN_KCONFIG_SEED).new
+	for o in $(XEN_KCONFIG_SET); do \
+	    sed -i "/^$$o=/d; /^# $$o is not set/d" $(XEN_KCONFIG_SEED).new; \
+	    echo "$$o=y" >> $(XEN_KCONFIG_SEED).new; \
+	done
+	@# Only replace .config when the seed changed (or there is none): an
+	@# untouched .config keeps Xen's build from redoing anything.
+	if [ ! -f $(XEN_DIR)/.config ] || ! cmp -s $(XEN_KCONFIG_SEED).new $(XEN_KCONFIG_SEED); then \
+	    cp $(XEN_KCONFIG_SEED).new $(XEN_DIR)/.config && \
+	    $(MAKE) -s -C $(XEN_DIR) olddefconfig && \
+	    mv $(XEN_KCONFIG_SEED).new $(XEN_KCONFIG_SEED); \
+	fi
+	for o in $(XEN_KCONFIG_SET); do \
+	    grep -qx "$$o=y" $(XEN_DIR)/.config || { echo "xen.mk: $$o is not set in .config" >&2; exit 1; }; \
+	done
+	@touch $@
+
+# --- The hypervisor ---------------------------------------------------------
+# Xen's own make does the fine-grained work; it is entered only when the
+# archive, the patches or the configuration changed (edits made by hand in
+# build/xen: `make xen-rebuild`).
+# XEN_BUILD_PE=n: no xen.efi (QEMU boots the multiboot image); it would
+# double every link.
+XEN_MAKE := nice $(MAKE) -C $(XEN_DIR) -j$(XEN_JOBS) XEN_BUILD_PE=n V4V_RUST_LIB=$(XEN_RUST_LIB)
+$(XEN_IMAGE): $(XEN_RUST_LIB) $(XEN_CONFIGURED)
+	$(XEN_MAKE)
+	@touch $@ $(XEN_SYMS)
+
+$(XEN_SYMS): $(XEN_IMAGE)
+
+# After editing build/xen by hand (then commit there and
+# `scripts/xen-patches.sh export`).
+xen-rebuild: $(XEN_RUST_LIB) $(XEN_CONFIGURED)
+	$(XEN_MAKE)
+
+# --- Checks -----------------------------------------------------------------
+disasm-check: $(XEN_IMAGE)
+	@mkdir -p $(RESULTS)
+	python3 scripts/disasm-check.py --self-test --counts $(RESULTS)/disasm.counts \
+	    $(XEN_SYMS) $(XEN_RUST_LIB)
+
+ABI_CHECK_DIR := $(BUILD)/abi-check
+abi-check: $(XEN_PATCHED)
+	@mkdir -p $(RESULTS) $(ABI_CHECK_DIR)
+	gcc -std=c99 -Wall -Wextra -Werror -I$(XEN_DIR)/include \
+	    -o $(ABI_CHECK_DIR)/abi-dump-c scripts/abi-check.c
+	$(ABI_CHECK_DIR)/abi-dump-c > $(ABI_CHECK_DIR)/c.txt
+	$(CARGO) run -q -p v4v-abi --example abi_dump > $(ABI_CHECK_DIR)/rust.txt
+	bash scripts/abi-check.sh $(ABI_CHECK_DIR)/c.txt $(ABI_CHECK_DIR)/rust.txt \
+	    $(RESULTS)/abi-check.counts

@@ -22,7 +22,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PATCHES="$ROOT/xen-patches"
 PRISTINE="${V4V_CACHE:-$ROOT/build/cache}/xen-pristine"
-XEN="$ROOT/build/xen"
+XEN="${V4V_XEN_TREE:-$ROOT/build/xen}"
 STAMP="$XEN/.git/v4v-series.stamp"
 
 # Fixed identity and dates: the same series always yields the same commits.
