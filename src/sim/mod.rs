@@ -12,6 +12,7 @@
 //! Guest pages are written by the engine through raw pointers while tests
 //! read, rewrite and corrupt them through this module: that is the point.
 pub mod client;
+pub mod fuzz;
 
 use crate::abi::PAGE_SIZE;
 use crate::env::{DomId, Env, Fault, PinError};
