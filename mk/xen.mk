@@ -69,14 +69,20 @@ $(RUST_LIB): Cargo.toml Cargo.lock rust-toolchain.toml abi/Cargo.toml mk/xen.mk 
 # changed, so that a rebuild that produced the same code (a comment edit)
 # does not relink Xen. The stamp records that the copy is current.
 XEN_RUST_STAMP := $(XEN_STAMPS)/libv4v.copied
-$(XEN_RUST_STAMP): $(RUST_LIB)
+$(XEN_RUST_STAMP): $(RUST_LIB) $(if $(wildcard $(XEN_RUST_LIB)),,xen-force)
 	@mkdir -p $(@D)
 	@cmp -s $< $(XEN_RUST_LIB) || { echo "  CP      $(XEN_RUST_LIB)"; cp $< $(XEN_RUST_LIB).tmp && mv $(XEN_RUST_LIB).tmp $(XEN_RUST_LIB); }
 	@touch $@
 $(XEN_RUST_LIB): $(XEN_RUST_STAMP) ;
 
 # --- The patched tree -------------------------------------------------------
-$(XEN_PATCHED): $(CACHE)/xen-src.stamp xen-patches/series $(wildcard xen-patches/*.patch) scripts/xen-patches.sh
+# The stamps live outside the trees they describe (so that `make clean`,
+# which removes the trees, cannot leave a stale one behind): a missing tree,
+# .config or archive copy forces its rule.
+.PHONY: xen-force
+xen-force:
+$(XEN_PATCHED): $(CACHE)/xen-src.stamp xen-patches/series $(wildcard xen-patches/*.patch) \
+		scripts/xen-patches.sh $(if $(wildcard $(XEN_DIR)/Makefile),,xen-force)
 	V4V_XEN_TREE=$(XEN_TREE) bash scripts/xen-patches.sh apply
 	@mkdir -p $(@D) && touch $@
 
@@ -85,7 +91,7 @@ $(CACHE)/xen-src.stamp:
 
 # --- Configuration ----------------------------------------------------------
 XEN_KCONFIG_SEED := $(XEN_STAMPS)/xen-kconfig.seed
-$(XEN_CONFIGURED): $(XEN_PATCHED) mk/xen.mk
+$(XEN_CONFIGURED): $(XEN_PATCHED) mk/xen.mk $(if $(wildcard $(XEN_DIR)/.config),,xen-force)
 	@mkdir -p $(XEN_STAMPS)
 	cp $(XEN_TREE)/debian/xen-kconfig $(XEN_KCONFIG_SEED).new
 	for o in $(XEN_KCONFIG_SET); do \
@@ -111,7 +117,7 @@ $(XEN_CONFIGURED): $(XEN_PATCHED) mk/xen.mk
 # XEN_BUILD_PE=n: no xen.efi (QEMU boots the multiboot image); it would
 # double every link.
 XEN_MAKE := nice $(MAKE) -C $(XEN_DIR) -j$(XEN_JOBS) XEN_BUILD_PE=n V4V_RUST_LIB=$(XEN_RUST_LIB)
-$(XEN_IMAGE): $(XEN_RUST_LIB) $(XEN_CONFIGURED)
+$(XEN_IMAGE): $(XEN_RUST_LIB) $(XEN_CONFIGURED) $(if $(wildcard $(XEN_SYMS)),,xen-force)
 	$(XEN_MAKE)
 	@touch $@ $(XEN_SYMS)
 
