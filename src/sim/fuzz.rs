@@ -158,6 +158,11 @@ fn valid_ring_len(len: u32) -> bool {
     len.is_multiple_of(16) && (MIN_RING_SIZE..=MAX_RING_SIZE).contains(&len)
 }
 
+/// Whether the engine can use `rx` as an offset into a ring of `len` bytes.
+fn valid_offset(len: u32, rx: u32) -> bool {
+    rx.is_multiple_of(16) && rx < len
+}
+
 fn frames_for(len: u32) -> usize {
     (60 + len as usize).div_ceil(PAGE)
 }
@@ -586,6 +591,10 @@ impl Fuzz {
 
     /// `len` bytes of `d`'s memory at guest address `at`, if all mapped.
     fn peek(&self, d: DomId, at: u64, len: usize) -> Option<&[u8]> {
+        if len == 0 {
+            // Nothing to read (sendv with no iovs): no fault, whatever `at`.
+            return Some(&[]);
+        }
         let off = at.checked_sub(VA_BASE)?;
         let end = off.checked_add(len as u64)?;
         if end > MEM as u64 {
@@ -1074,7 +1083,8 @@ impl Fuzz {
                     vec![e(errno::ENOBUFS)]
                 } else if r.trusted && fits(r.len, self.ring_rx(r), r.tx, total) {
                     vec![ok_or_fault]
-                } else if r.trusted {
+                } else if r.trusted || !valid_offset(r.len, self.ring_rx(r)) {
+                    // A corrupt rx_ptr means no space (ABI section 5).
                     vec![e(errno::EAGAIN), e(errno::ENOSPC)]
                 } else {
                     vec![e(errno::EAGAIN), e(errno::ENOSPC), ok_or_fault]
@@ -1218,6 +1228,9 @@ impl Fuzz {
                             f |= 4; // PENDING
                         }
                         Some((0xffff, f, r.len - 32))
+                    } else if !valid_offset(r.len, self.ring_rx(r)) {
+                        // Corrupt rx_ptr: no space, not empty, a wait queued.
+                        Some((0xf, 2 | 4, r.len - 32))
                     } else {
                         Some((2, 2, r.len - 32))
                     }
@@ -1635,6 +1648,15 @@ impl Fuzz {
             );
         }
         self.rings.retain(|r| r.dom != d);
+        // Nothing refers to the dead domain any more (the debug dump lists
+        // every queued wait as "wait(domN ...)").
+        let mut dump = String::new();
+        self.engine.dump(&self.env, &mut dump).unwrap();
+        assert!(
+            !dump.contains(&std::format!("wait(dom{d} ")),
+            "{}: a wait of the dead domain survives:\n{dump}",
+            self.last
+        );
         for r in &mut self.rings {
             r.remove_waiter(d);
         }
@@ -1849,7 +1871,7 @@ impl Fuzz {
     }
 
     fn step(&mut self, inp: &mut Input) {
-        match inp.u8() % 16 {
+        match inp.u8() % 17 {
             0 | 1 => self.op_register(inp),
             2 => self.op_unregister(inp),
             3 | 4 => self.op_send(inp, false),
@@ -1869,7 +1891,8 @@ impl Fuzz {
             12 => self.op_vip_add(inp),
             13 => self.op_vip_del_or_list(inp),
             14 => self.op_raw(inp),
-            _ => self.op_send(inp, true),
+            15 => self.op_send(inp, true),
+            _ => self.op_pump(inp),
         }
     }
 
@@ -2102,8 +2125,20 @@ impl Fuzz {
         let Some(i) = self.slot_ring(d, s) else {
             return;
         };
-        self.last = std::format!("recv dom{d} slot {s}");
+        let count = if mode >= 224 {
+            None
+        } else {
+            Some(1 + mode % 8)
+        };
+        self.recv(i, count);
+    }
+
+    /// Ring `i`'s receiver takes up to `count` messages, checking each
+    /// against the model, or (`None`) drains the ring by moving rx_ptr.
+    fn recv(&mut self, i: usize, count: Option<u8>) {
         let r = &self.rings[i];
+        let d = r.dom;
+        self.last = std::format!("recv dom{d} port {:#x}", r.port);
         let hdr = r.hdr();
         if !r.trusted {
             // A confused receiver: take tx_ptr as its new rx_ptr.
@@ -2112,12 +2147,12 @@ impl Fuzz {
             return;
         }
         let mut rx = self.ring_rx(r);
-        if mode >= 224 {
+        let Some(count) = count else {
             let tx = r.tx;
             self.rings[i].msgs.clear();
             self.gw_legit(d, hdr + 20, &tx.to_le_bytes());
             return;
-        }
+        };
         let (len, tx) = (r.len, r.tx);
         let read = |this: &Self, o: u32, n: usize| -> Vec<u8> {
             let r = &this.rings[i];
@@ -2125,7 +2160,7 @@ impl Fuzz {
                 .map(|k| this.shadow[d as usize][r.data(((o as usize + k) % len as usize) as u32)])
                 .collect()
         };
-        for _ in 0..1 + mode % 8 {
+        for _ in 0..count {
             if rx == tx {
                 assert!(
                     self.rings[i].msgs.is_empty(),
@@ -2154,6 +2189,49 @@ impl Fuzz {
             rx = ((rx as u64 + 16 + abi::roundup(m.payload.len() as u64)) % len as u64) as u32;
         }
         self.gw_legit(d, hdr + 20, &rx.to_le_bytes());
+    }
+
+    /// Traffic through one well-behaved ring: rounds of sends, each
+    /// followed by the receiver taking everything, so that messages wrap
+    /// around the ring's end and straddle its pages.
+    fn op_pump(&mut self, inp: &mut Input) {
+        let trusted: Vec<usize> = (0..self.rings.len())
+            .filter(|&i| self.rings[i].trusted)
+            .collect();
+        if trusted.is_empty() {
+            return;
+        }
+        let i = trusted[inp.below(trusted.len())];
+        let r = &self.rings[i];
+        let dst = Addr {
+            port: r.port,
+            domain: r.dom,
+        };
+        let d = if (r.partner as usize) < NDOM {
+            r.partner
+        } else {
+            Self::dom(inp)
+        };
+        let len = inp.u16() as u32 % (r.len / 2);
+        let (rounds, per) = (1 + inp.below(8), 1 + inp.below(8));
+        let proto = Self::protocol(inp);
+        let seed = inp.u8();
+        self.gw(d, 0, &addr_bytes(Addr { port: 7, domain: d }));
+        self.gw(d, 16, &addr_bytes(dst));
+        self.fill(d, 64, len as usize, seed);
+        for _ in 0..rounds {
+            for _ in 0..per {
+                let rv = self.call(d, op::SEND, [va(0), va(16), va(64)], len, proto, None);
+                if rv < 0 {
+                    break;
+                }
+            }
+            // The ring may have gone (nothing here unregisters it, but a
+            // failed check would have panicked already): take everything.
+            if self.rings.get(i).is_some_and(|r| r.trusted) {
+                self.recv(i, Some(u8::MAX));
+            }
+        }
     }
 
     /// The receiver writes something else into its rx_ptr.
@@ -2380,7 +2458,13 @@ mod tests {
     /// Inputs that once failed (fixed since): `fuzz/regressions/`.
     #[test]
     fn fuzz_regressions() {
-        for (p, data) in regressions("fuzz/regressions") {
+        // V4V_FUZZ_INPUT=<file> runs that input too (e.g. a crash artifact).
+        let extra = std::env::var_os("V4V_FUZZ_INPUT").map(|p| {
+            let p = std::path::PathBuf::from(p);
+            let data = std::fs::read(&p).unwrap();
+            (p, data)
+        });
+        for (p, data) in extra.into_iter().chain(regressions("fuzz/regressions")) {
             std::eprintln!("regression {}", p.display());
             run(&data);
         }
