@@ -27,6 +27,8 @@ if ! "${CARGO[@]}" fuzz --version >/dev/null 2>&1; then
 fi
 
 export RUSTC_BOOTSTRAP=1
+# A smaller quarantine than ASan's default keeps memory (and page faults) down.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=64}"
 cd "$ROOT/fuzz"
 CORPUS="corpus/$TARGET"
 mkdir -p "$CORPUS" "artifacts/$TARGET"
