@@ -1354,7 +1354,10 @@ impl Fuzz {
             }
         }
         if pos < -1 {
+            // A negative position other than -1: invalid, or "names none"
+            // (-ENOENT); the ABI can be read either way.
             errs.push(e(errno::EINVAL));
+            errs.push(e(errno::ENOENT));
         }
         if !errs.is_empty() {
             return (errs, Plan::VipDel(None, None));
