@@ -115,9 +115,10 @@ const ERRNOS: [i64; 10] = [
 ];
 
 /// The ABI's order of checks puts "bad guest pointer" among the caller's own
-/// arguments, before destination and space. The engine only notices an
-/// unreadable payload buffer while copying (after the destination and space
-/// checks). With this off the model accepts either; see the report.
+/// arguments, before destination and space. An engine that only notices an
+/// unreadable payload while copying (after the destination and space checks)
+/// is accepted while this is false; set it once the engine probes payloads
+/// up front (see `finding_bad_payload_pointer_checked_after_destination_and_space`).
 const STRICT_PAYLOAD_FAULT_ORDER: bool = false;
 
 const fn va(off: usize) -> u64 {
@@ -1045,7 +1046,9 @@ impl Fuzz {
                 errs.push(e(errno::EPERM));
             }
         }
-        if STRICT_PAYLOAD_FAULT_ORDER && !readable {
+        // An unreadable payload is a bad caller argument (ABI section 6);
+        // unless strict, the model also accepts finding it only when copying.
+        if !readable && (STRICT_PAYLOAD_FAULT_ORDER || !errs.is_empty()) {
             errs.push(e(errno::EFAULT));
         }
         if !errs.is_empty() {
@@ -1064,7 +1067,7 @@ impl Fuzz {
         } else {
             e(errno::EFAULT)
         };
-        let allowed = match look {
+        let mut allowed = match look {
             Look::Unknown => vec![
                 e(errno::ENOTCONN),
                 e(errno::EPERM),
@@ -1091,6 +1094,9 @@ impl Fuzz {
                 }
             }
         };
+        if !readable {
+            allowed.push(e(errno::EFAULT));
+        }
         let plan = SendPlan {
             dst,
             source,
