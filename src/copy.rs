@@ -6,7 +6,7 @@
 //! ring wraps or a frame ends. The header goes in first, `tx_ptr` last after
 //! a write barrier, so the receiver sees a whole message or nothing; a fault
 //! halfway returns before `tx_ptr` moves and leaves the ring as it was.
-use crate::abi::{Addr, Iov, MessageHeader, MAXIOV, MAX_MSG_SIZE, MESSAGE_HEADER_SIZE};
+use crate::abi::{Addr, Iov, MessageHeader, MAXIOV, MAX_MSG_SIZE, MESSAGE_HEADER_SIZE, PAGE_SIZE};
 use crate::env::{DomId, Env, Fault};
 use crate::error::{Error, Result};
 use crate::guest::GuestAddr;
@@ -67,6 +67,34 @@ impl Payload {
             parts: Parts::Iovs(parts),
             len: total as u32,
         })
+    }
+
+    /// Check that every byte of the payload can be read now, so that a bad
+    /// buffer is reported (-EFAULT) among the caller's own arguments, before
+    /// the destination and space are looked at, and no wait is queued for a
+    /// message that could never be sent. One byte of each page is read (pages
+    /// are the unit in which guest memory is mapped or not): a page
+    /// that is unmapped between this probe and the copy still faults then,
+    /// and the ring is left unchanged.
+    pub fn probe<E: Env>(&self, env: &E) -> core::result::Result<(), Fault> {
+        for p in self.parts() {
+            if p.iov_len == 0 {
+                continue;
+            }
+            let last = p.iov_base.checked_add(p.iov_len - 1).ok_or(Fault)?;
+            let mut at = p.iov_base;
+            loop {
+                let mut byte = 0u8;
+                // SAFETY: `byte` is a private one-byte buffer.
+                unsafe { env.copy_from_guest(&mut byte, at, 1)? };
+                // The next page's first byte, until past the last byte.
+                match (at | (PAGE_SIZE as u64 - 1)).checked_add(1) {
+                    Some(next) if next <= last => at = next,
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
     }
 
     fn parts(&self) -> &[Iov] {

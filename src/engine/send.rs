@@ -32,6 +32,7 @@ impl<E: Env> Engine<E> {
             PayloadArg::Buffer(buf, len) => Payload::buffer(buf, len)?,
             PayloadArg::Iovs(iov, niov) => Payload::iovs(env, iov, niov)?,
         };
+        payload.probe(env)?;
         if src.domain != caller && src.domain != DOMID_ANY {
             return Err(Error::Perm);
         }

@@ -874,3 +874,65 @@ fn dump_shows_rings_and_waiters() {
     );
     assert!(d.contains("wait(dom1 100B)"), "{d}");
 }
+
+#[test]
+fn bad_payload_is_efault_before_destination_and_space() {
+    // The payload buffer is one of the caller's own arguments: a bad one is
+    // reported before the destination (no such ring) and space (full ring)
+    // are looked at, and no wait is queued for it.
+    let h = host();
+    let (_b, r) = b_ring(&h, 64);
+    let a = h.guest(A, 4);
+    let src = a.put(&h, &a.addr(1));
+    let nowhere = a.put(&h, &dst(81, B));
+    assert_eq!(
+        h.call(A, op::SEND, src, nowhere, 0, 8, PROTO_DGRAM),
+        e(errno::EFAULT)
+    );
+    assert_eq!(a.send(&h, 1, r.addr(), &[7; 16], PROTO_DGRAM), 16);
+    // (a.send reused the scratch area: place the arguments again)
+    let src = a.put(&h, &a.addr(1));
+    let to = a.put(&h, &r.addr());
+    let nowhere = a.put(&h, &dst(81, B));
+    assert_eq!(
+        h.call(A, op::SEND, src, to, 0, 8, PROTO_DGRAM),
+        e(errno::EFAULT)
+    );
+    assert!(h.dump().contains("0 wait(s)"), "{}", h.dump());
+    // A buffer whose last page is unmapped: the fault is found up front.
+    let end = Sim::va(256);
+    let buf = end - 100;
+    assert_eq!(
+        h.call(A, op::SEND, src, to, buf, 4096, PROTO_DGRAM),
+        e(errno::EFAULT)
+    );
+    assert_eq!(
+        h.call(A, op::SEND, src, nowhere, buf, 101, PROTO_DGRAM),
+        e(errno::EFAULT)
+    );
+    assert_eq!(
+        h.call(A, op::SEND, src, nowhere, buf, 100, PROTO_DGRAM),
+        e(errno::ENOTCONN)
+    );
+    // The same for sendv: the second iov is bad.
+    let good = a.put_bytes(&h, &[1; 8]);
+    let iovs = [
+        Iov {
+            iov_base: good,
+            iov_len: 8,
+        },
+        Iov {
+            iov_base: 0xffff_8000_0000_0000,
+            iov_len: 8,
+        },
+    ];
+    assert_eq!(
+        a.sendv_raw(&h, 1, dst(81, B), &iovs, PROTO_DGRAM),
+        e(errno::EFAULT)
+    );
+    // ...and a buffer ending exactly at the end of memory is fine.
+    r.recv(&h).unwrap();
+    let src = a.put(&h, &a.addr(1));
+    let to = a.put(&h, &r.addr());
+    assert_eq!(h.call(A, op::SEND, src, to, end - 16, 16, PROTO_DGRAM), 16);
+}
