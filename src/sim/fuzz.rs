@@ -115,11 +115,10 @@ const ERRNOS: [i64; 10] = [
 ];
 
 /// The ABI's order of checks puts "bad guest pointer" among the caller's own
-/// arguments, before destination and space. An engine that only notices an
-/// unreadable payload while copying (after the destination and space checks)
-/// is accepted while this is false; set it once the engine probes payloads
-/// up front (see `finding_bad_payload_pointer_checked_after_destination_and_space`).
-const STRICT_PAYLOAD_FAULT_ORDER: bool = false;
+/// arguments, before destination and space, and the engine probes payloads
+/// up front. With this false the model would also accept an engine that
+/// notices an unreadable payload only while copying.
+const STRICT_PAYLOAD_FAULT_ORDER: bool = true;
 
 const fn va(off: usize) -> u64 {
     VA_BASE + off as u64
@@ -2514,19 +2513,13 @@ mod tests {
         }
     }
 
-    /// FINDING (open, for the engine owner; ignored so the host tests stay
-    /// green): an unreadable payload buffer is only noticed while copying,
-    /// after the destination and space checks. ABI section 6 puts bad guest
-    /// pointers among "the caller's own arguments", checked first. So a send
-    /// whose buffer is NULL gets -ENOTCONN (no such ring) or -EAGAIN (ring
-    /// full; and a wait is queued for a message that can never be sent)
-    /// instead of -EFAULT. The fuzz model accepts both orders while
-    /// `STRICT_PAYLOAD_FAULT_ORDER` is false. The fix is either in the engine
-    /// (probe the buffer / iovs before the destination) or a sentence in the
-    /// ABI (payload bytes are read last).
+    /// Found by the fuzz model (fixed): an unreadable payload buffer was
+    /// only noticed while copying, after the destination and space checks,
+    /// so a NULL buffer got -ENOTCONN (no such ring) or -EAGAIN (ring full,
+    /// and a wait was queued for a message that could never be sent)
+    /// instead of -EFAULT, which ABI section 6 orders first.
     #[test]
-    #[ignore = "open finding: payload pointers are checked after destination and space"]
-    fn finding_bad_payload_pointer_checked_after_destination_and_space() {
+    fn bad_payload_pointer_is_efault_before_destination_and_space() {
         use crate::abi::{errno, op, Addr, DOMID_ANY, PROTO_DGRAM};
         use crate::sim::client::Host;
         let h = Host::new(&[1, 2], 64);
