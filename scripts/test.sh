@@ -47,6 +47,7 @@ stage xen make --no-print-directory xen
 stage abi-check make --no-print-directory abi-check
 stage disasm make --no-print-directory disasm-check
 stage guest make --no-print-directory guest
+stage guest-clippy make --no-print-directory guest-clippy
 stage boot make --no-print-directory boot-test
 
 echo
