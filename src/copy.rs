@@ -144,11 +144,11 @@ pub fn write_message<E: Env>(
         mem.write_from_guest(env, tx, skip, p.iov_base, n)?;
         skip += n;
     }
-    mem.write(env, tx, header.as_bytes());
+    mem.write(tx, header.as_bytes());
     let new_tx = len.advance(tx, RingLen::slot_bytes(payload.len) as u32);
     // Everything written above must be visible before the new tx_ptr.
     fence(Ordering::Release);
-    mem.write_tx_ptr(env, new_tx);
+    mem.write_tx_ptr(new_tx);
     Ok(new_tx)
 }
 

@@ -1,13 +1,15 @@
 //! The narrow interface between the engine and the hypervisor.
 //!
 //! Everything the engine needs from Xen goes through [`Env`]: who is calling,
-//! copies to and from the calling vCPU's guest memory, pinning and mapping
-//! the frames of a ring, and raising `VIRQ_V4V`. Inside Xen it is implemented
-//! over the C shim (`crate::xen`); in host tests by a simulated hypervisor
+//! copies to and from the calling vCPU's guest memory, pinning the frames of
+//! a ring and mapping them contiguously, and raising `VIRQ_V4V`. Inside Xen
+//! it is implemented over the C shim (`crate::xen`); in host tests by a simulated hypervisor
 //! (`crate::sim`) with many domains whose memory tests can read, corrupt and
 //! race. Allocation is not part of the trait: the engine uses the `alloc`
 //! crate, always fallibly, and Xen's global allocator is set up in
 //! `crate::xen`.
+
+use core::ptr::NonNull;
 
 /// A Xen domain id.
 pub type DomId = u16;
@@ -31,8 +33,8 @@ pub enum PinError {
 /// hypercall received them. Implementations must be safe to call from
 /// several physical CPUs at once.
 pub trait Env: Sync {
-    /// A frame of a guest, pinned writable and mapped into the hypervisor's
-    /// address space until given back to [`Env::unpin_frame`].
+    /// A frame of a guest, pinned as a writable RAM page until given back
+    /// to [`Env::unpin_frame`].
     type Frame: Send + Sync;
 
     /// The domain making the current hypercall.
@@ -55,16 +57,23 @@ pub trait Env: Sync {
     /// `src` must be valid for reads of `len` bytes.
     unsafe fn copy_to_guest(&self, dst: u64, src: *const u8, len: usize) -> Result<(), Fault>;
 
-    /// Pin frame `gfn` of the calling domain as a writable RAM page and map
-    /// it for the hypervisor. The frame stays pinned and mapped until
-    /// [`Env::unpin_frame`], even if the domain dies in between.
+    /// Pin frame `gfn` of the calling domain as a writable RAM page. It
+    /// stays pinned until [`Env::unpin_frame`], even if the domain dies in
+    /// between.
     fn pin_frame(&self, gfn: u64) -> Result<Self::Frame, PinError>;
 
-    /// Start of the 4096-byte mapping of a pinned frame. Valid until the
-    /// frame is unpinned; a guest may write it at any time.
-    fn frame_va(&self, frame: &Self::Frame) -> *mut u8;
+    /// Map pinned frames, in order, at one contiguous range of the
+    /// hypervisor's address space (`frames.len() * 4096` bytes), so that a
+    /// ring is mapped once at register and a message is copied in at most
+    /// two pieces (one more at the wrap). A guest may write the mapped
+    /// memory at any time. `Err(PinError::NoMem)` when there is no room.
+    fn map_frames(&self, frames: &[Self::Frame]) -> Result<NonNull<u8>, PinError>;
 
-    /// Unmap and unpin a frame obtained from [`Env::pin_frame`].
+    /// Undo [`Env::map_frames`] (`count` frames at `va`), before the frames
+    /// are unpinned.
+    fn unmap_frames(&self, va: NonNull<u8>, count: usize);
+
+    /// Unpin a frame obtained from [`Env::pin_frame`] (no longer mapped).
     fn unpin_frame(&self, frame: Self::Frame);
 
     /// Raise `VIRQ_V4V` in domain `dom`, if it still exists.

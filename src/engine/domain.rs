@@ -100,7 +100,7 @@ impl<E: Env> DomainState<E> {
         }
     }
 
-    pub fn dump(&self, env: &E, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    pub fn dump(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
         let table = self.rings.read();
         writeln!(
             out,
@@ -119,7 +119,7 @@ impl<E: Env> DomainState<E> {
                 r.key.partner,
                 r.len().get(),
                 st.tx.get(),
-                r.mem.read_rx_ptr(env),
+                r.mem.read_rx_ptr(),
                 r.mem.frame_count()
             )?;
             for w in &st.waiters {
@@ -137,7 +137,7 @@ pub fn release_ring<E: Env>(env: &E, ring: Ring<E>, on_waiter: &mut impl FnMut(D
     for w in &state.waiters {
         on_waiter(w.dom);
     }
-    for f in ring.mem.into_frames() {
+    for f in ring.mem.release(env) {
         env.unpin_frame(f);
     }
 }

@@ -110,7 +110,7 @@ impl<E: Env> Engine<E> {
 
     /// Human-readable dump of every domain's rings, pointers and waiters
     /// (Xen debug key).
-    pub fn dump(&self, env: &E, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    pub fn dump(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
         let domains = self.domains.read();
         writeln!(
             out,
@@ -119,7 +119,7 @@ impl<E: Env> Engine<E> {
             self.viptables.read().len()
         )?;
         for d in domains.iter() {
-            d.dump(env, out)?;
+            d.dump(out)?;
         }
         Ok(())
     }

@@ -33,7 +33,7 @@ impl<E: Env> Engine<E> {
         for i in 0..nent {
             let at = rd.offset(RING_DATA_ENT_OFFSET as u64 + ENT_SIZE * i as u64)?;
             let mut ent: RingDataEnt = at.read(env)?;
-            self.query(env, &domains, caller, &mut ent)?;
+            self.query(&domains, caller, &mut ent)?;
             at.write(env, &ent)?;
         }
         Ok(())
@@ -43,7 +43,6 @@ impl<E: Env> Engine<E> {
     /// queue or drop the caller's wait on it.
     fn query(
         &self,
-        env: &E,
         domains: &[DomainState<E>],
         caller: DomId,
         ent: &mut RingDataEnt,
@@ -74,7 +73,7 @@ impl<E: Env> Engine<E> {
         let required = ent.space_required;
         let mut flags = RingDataFlags::EXISTS;
         let mut st = ring.state.lock();
-        let rx = ring.rx(env);
+        let rx = ring.rx();
         if rx == Some(st.tx) {
             flags |= RingDataFlags::EMPTY;
         }
@@ -111,7 +110,7 @@ fn wake_fitting<E: Env>(env: &E, domains: &[DomainState<E>], me: &DomainState<E>
         if st.waiters.is_empty() {
             continue;
         }
-        let rx = ring.rx(env);
+        let rx = ring.rx();
         let (len, tx) = (ring.len(), st.tx);
         let mut i = 0;
         while i < st.waiters.len() {

@@ -54,19 +54,18 @@ impl<E: Env> Engine<E> {
         self.check_quota(caller, key, needed)?;
 
         let frames = pin_frames(env, pfns_p, needed)?;
-        let mem = match RingMem::new(frames, len) {
+        let mem = match RingMem::map(env, frames, len) {
             Ok(m) => m,
-            Err(frames) => {
-                // Unreachable: `pin_frames` returned `needed` frames.
+            Err((frames, e)) => {
                 unpin_all(env, frames);
-                return Err(Error::Inval);
+                return Err(e.into());
             }
         };
         // tx_ptr is kept across a re-register unless it is invalid.
         let tx = len
             .offset(hdr.tx_ptr)
             .unwrap_or_else(|| len.restart_offset(hdr.rx_ptr));
-        mem.write_tx_ptr(env, tx);
+        mem.write_tx_ptr(tx);
 
         // The ring's id, with the caller's real domain, goes back to the guest.
         let mut id: RingId = hdr.id;
@@ -75,7 +74,7 @@ impl<E: Env> Engine<E> {
             .offset(RING_ID_OFFSET)
             .and_then(|p| p.write(env, &id))
         {
-            unpin_all(env, mem.into_frames());
+            unpin_all(env, mem.release(env));
             return Err(e.into());
         }
 
@@ -142,7 +141,7 @@ impl<E: Env> Engine<E> {
                 let old_state = old.state.into_inner();
                 // The queued senders keep waiting on the new ring.
                 table.rings[i].state.lock().waiters = old_state.waiters;
-                for f in old.mem.into_frames() {
+                for f in old.mem.release(env) {
                     env.unpin_frame(f);
                 }
             }

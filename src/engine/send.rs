@@ -56,7 +56,7 @@ impl<E: Env> Engine<E> {
         }
         let me = find(&domains, caller).ok_or(Error::NoMem)?;
         let mut st = ring.state.lock();
-        if !len.fits(ring.rx(env), st.tx, payload.len()) {
+        if !len.fits(ring.rx(), st.tx, payload.len()) {
             if st.waiter(caller).is_none() {
                 me.count_wait()?;
             }

@@ -1,23 +1,35 @@
-//! A registered ring's memory: the guest frames Xen pinned and mapped.
+//! A registered ring's memory: the guest frames Xen pinned, mapped once.
 //!
-//! The frames stay mapped for the ring's lifetime (mapped once at register,
-//! not per send). They are shared with the receiving guest, which may write
-//! any byte of them at any moment, so this module never forms a Rust
-//! reference to them: every access is a raw copy or a volatile load/store
-//! through a pointer obtained from [`Env::frame_va`]. It is the only module
-//! that dereferences such pointers, and [`RingMem::new`] is the only place
-//! its invariant is established: the frames cover `60 + len` bytes, so every
-//! position below that lies inside a mapped frame.
+//! At register the frames are pinned and mapped, in order, at one
+//! contiguous hypervisor address ([`Env::map_frames`]); the mapping lasts
+//! until unregister, so no send maps anything, and a message is copied in
+//! at most two pieces (the second after the ring's wrap point). The memory
+//! is shared with the receiving guest, which may write any byte of it at any
+//! moment, so this module never forms a Rust reference to it: every access
+//! is a raw copy or a volatile load/store. It is the only module that
+//! dereferences the mapping, and [`RingMem::map`] is the only place its
+//! invariant is established: the mapping covers `60 + len` bytes, so every
+//! position below that is inside it.
 use super::geometry::{RingLen, RingOffset};
 use crate::abi::{PAGE_SIZE, RING_DATA_OFFSET, RING_RX_PTR_OFFSET, RING_TX_PTR_OFFSET};
-use crate::env::{Env, Fault};
+use crate::env::{Env, Fault, PinError};
 use alloc::vec::Vec;
+use core::ptr::NonNull;
 
-/// The pinned frames of one ring and the length of its data area.
+/// The pinned frames of one ring, their mapping, and the ring's length.
 pub struct RingMem<F> {
     frames: Vec<F>,
+    base: NonNull<u8>,
     len: RingLen,
 }
+
+// SAFETY: `base` is a hypervisor mapping valid on every CPU until
+// `release`; it is only used for raw copies and volatile accesses, which
+// the ring's lock (or the ring's immutability, for reads of `rx_ptr`)
+// orders between CPUs. The frames themselves are `Send + Sync`.
+unsafe impl<F: Send> Send for RingMem<F> {}
+// SAFETY: as above; `&RingMem` only reads `base` and copies through it.
+unsafe impl<F: Sync> Sync for RingMem<F> {}
 
 /// Number of frames needed to hold the ring header and `len` bytes of data.
 pub const fn frames_needed(len: RingLen) -> usize {
@@ -25,14 +37,26 @@ pub const fn frames_needed(len: RingLen) -> usize {
 }
 
 impl<F> RingMem<F> {
-    /// Take ownership of pinned frames; `None` (frames handed back) unless
-    /// they cover the header and the whole data area.
-    pub fn new(frames: Vec<F>, len: RingLen) -> Result<RingMem<F>, Vec<F>> {
-        if frames.len() >= frames_needed(len) {
-            Ok(RingMem { frames, len })
-        } else {
-            Err(frames)
+    /// Map pinned frames for a ring of `len` bytes. On failure the frames
+    /// are handed back (to be unpinned) with the error.
+    pub fn map<E: Env<Frame = F>>(
+        env: &E,
+        frames: Vec<F>,
+        len: RingLen,
+    ) -> Result<RingMem<F>, (Vec<F>, PinError)> {
+        if frames.len() < frames_needed(len) {
+            return Err((frames, PinError::Invalid));
         }
+        match env.map_frames(&frames) {
+            Ok(base) => Ok(RingMem { frames, base, len }),
+            Err(e) => Err((frames, e)),
+        }
+    }
+
+    /// Unmap; the frames come back to be unpinned.
+    pub fn release<E: Env<Frame = F>>(self, env: &E) -> Vec<F> {
+        env.unmap_frames(self.base, self.frames.len());
+        self.frames
     }
 
     pub fn len(&self) -> RingLen {
@@ -43,46 +67,33 @@ impl<F> RingMem<F> {
         self.frames.len()
     }
 
-    /// Give the frames back (to be unpinned).
-    pub fn into_frames(self) -> Vec<F> {
-        self.frames
-    }
-
-    /// Pointer to byte `pos` of the ring (0 = start of the header), and how
-    /// many bytes from there stay in the same frame.
-    fn at<E: Env<Frame = F>>(&self, env: &E, pos: usize) -> (*mut u8, usize) {
-        let (page, within) = (pos / PAGE_SIZE, pos % PAGE_SIZE);
-        // `pos < 60 + len <= frames.len() * PAGE_SIZE` (constructor), so
-        // `page` indexes a pinned frame; callers keep pos in that range.
-        let base = env.frame_va(&self.frames[page]);
-        // SAFETY: `within < PAGE_SIZE` and the mapping is PAGE_SIZE bytes.
-        (unsafe { base.add(within) }, PAGE_SIZE - within)
+    /// Pointer to byte `pos` of the ring (0 = start of the header).
+    fn at(&self, pos: usize) -> *mut u8 {
+        debug_assert!(pos < RING_DATA_OFFSET + self.len.get() as usize);
+        // SAFETY: callers keep `pos < 60 + len`, inside the mapping (`map`).
+        unsafe { self.base.as_ptr().add(pos) }
     }
 
     /// Read the receiver's `rx_ptr` (once; the guest may change it anytime).
-    pub fn read_rx_ptr<E: Env<Frame = F>>(&self, env: &E) -> u32 {
-        let (p, _) = self.at(env, RING_RX_PTR_OFFSET);
-        // SAFETY: offset 20 of frame 0 is mapped and 4-byte aligned (frames
-        // are page aligned); a volatile load of plain data cannot be torn
-        // into an invalid u32, and the value is validated by the caller.
-        unsafe { core::ptr::read_volatile(p.cast::<u32>()) }
+    pub fn read_rx_ptr(&self) -> u32 {
+        // SAFETY: offset 20 is mapped and 4-byte aligned (the mapping is
+        // page aligned); a volatile load of plain data is always a valid
+        // u32, and the value is validated by the caller.
+        unsafe { core::ptr::read_volatile(self.at(RING_RX_PTR_OFFSET).cast::<u32>()) }
     }
 
     /// Publish a new `tx_ptr` for the receiver.
-    pub fn write_tx_ptr<E: Env<Frame = F>>(&self, env: &E, tx: RingOffset) {
-        let (p, _) = self.at(env, RING_TX_PTR_OFFSET);
-        // SAFETY: as in `read_rx_ptr`, offset 24 of frame 0 is mapped and aligned.
-        unsafe { core::ptr::write_volatile(p.cast::<u32>(), tx.get()) }
+    pub fn write_tx_ptr(&self, tx: RingOffset) {
+        // SAFETY: as in `read_rx_ptr`, offset 24 is mapped and aligned.
+        unsafe { core::ptr::write_volatile(self.at(RING_TX_PTR_OFFSET).cast::<u32>(), tx.get()) }
     }
 
-    /// Visit the pieces of `n` bytes of data area starting `skip` bytes after
-    /// `off`, wrapping
-    /// at the ring's end and split at frame boundaries: `f(dst, done, len)`
-    /// gets a mapped destination pointer valid for `len` bytes and how many
-    /// bytes came before it. `n` must not exceed the ring length.
-    fn pieces<E: Env<Frame = F>>(
+    /// Visit the (at most two) pieces of `n` bytes of data area starting
+    /// `skip` bytes after `off`, split where the ring wraps: `f(dst, done,
+    /// len)` gets a destination valid for `len` bytes and how many bytes
+    /// came before it. `skip + n` must not exceed the ring length.
+    fn pieces(
         &self,
-        env: &E,
         off: RingOffset,
         skip: usize,
         n: usize,
@@ -90,25 +101,21 @@ impl<F> RingMem<F> {
     ) -> Result<(), Fault> {
         let len = self.len.get() as usize;
         debug_assert!(skip + n <= len);
-        let mut o = (off.get() as usize + skip) % len;
-        let mut done = 0;
-        while done < n {
-            let (p, in_frame) = self.at(env, RING_DATA_OFFSET + o);
-            let chunk = (n - done).min(len - o).min(in_frame);
-            f(p, done, chunk)?;
-            done += chunk;
-            o += chunk;
-            if o == len {
-                o = 0;
-            }
+        let start = (off.get() as usize + skip) % len;
+        let first = n.min(len - start);
+        if first > 0 {
+            f(self.at(RING_DATA_OFFSET + start), 0, first)?;
+        }
+        if n > first {
+            f(self.at(RING_DATA_OFFSET), first, (n - first).min(len))?;
         }
         Ok(())
     }
 
     /// Copy `src` into the data area at `off` (wrapping).
-    pub fn write<E: Env<Frame = F>>(&self, env: &E, off: RingOffset, src: &[u8]) {
-        let r = self.pieces(env, off, 0, src.len(), |dst, done, n| {
-            // SAFETY: `dst` is valid for `n` bytes of a mapped frame (see
+    pub fn write(&self, off: RingOffset, src: &[u8]) {
+        let r = self.pieces(off, 0, src.len(), |dst, done, n| {
+            // SAFETY: `dst` is valid for `n` bytes of the mapping (see
             // `pieces`); `src[done..done + n]` is in bounds; hypervisor
             // memory and a guest frame never overlap.
             unsafe { core::ptr::copy_nonoverlapping(src.as_ptr().add(done), dst, n) };
@@ -128,24 +135,11 @@ impl<F> RingMem<F> {
         src: u64,
         n: usize,
     ) -> Result<(), Fault> {
-        self.pieces(env, off, skip, n, |dst, done, len| {
+        self.pieces(off, skip, n, |dst, done, len| {
             let from = src.checked_add(done as u64).ok_or(Fault)?;
-            // SAFETY: `dst` is valid for writes of `len` bytes of a mapped
-            // frame (see `pieces`); the copy is raw, as the Env requires.
+            // SAFETY: `dst` is valid for writes of `len` bytes of the
+            // mapping (see `pieces`); the copy is raw, as the Env requires.
             unsafe { env.copy_from_guest(dst, from, len) }
         })
-    }
-
-    /// Copy `dst.len()` bytes out of the data area at `off` (wrapping).
-    pub fn read<E: Env<Frame = F>>(&self, env: &E, off: RingOffset, dst: &mut [u8]) {
-        let n = dst.len();
-        let out = dst.as_mut_ptr();
-        let r = self.pieces(env, off, 0, n, |src, done, len| {
-            // SAFETY: `src` is valid for reads of `len` bytes of a mapped
-            // frame; `out[done..done + len]` is in bounds of `dst`.
-            unsafe { core::ptr::copy_nonoverlapping(src, out.add(done), len) };
-            Ok(())
-        });
-        debug_assert!(r.is_ok());
     }
 }

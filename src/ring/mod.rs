@@ -78,7 +78,7 @@ impl<E: Env> Ring<E> {
 
     /// The receiver's read position, read once from guest memory and
     /// validated; `None` if the guest wrote something unusable.
-    pub fn rx(&self, env: &E) -> Option<RingOffset> {
-        self.len().offset(self.mem.read_rx_ptr(env))
+    pub fn rx(&self) -> Option<RingOffset> {
+        self.len().offset(self.mem.read_rx_ptr())
     }
 }

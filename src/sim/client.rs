@@ -58,7 +58,7 @@ impl Host {
     /// The engine's debug dump as a string.
     pub fn dump(&self) -> std::string::String {
         let mut s = std::string::String::new();
-        self.engine.dump(&self.sim, &mut s).expect("dump");
+        self.engine.dump(&mut s).expect("dump");
         s
     }
 }

@@ -289,8 +289,13 @@ impl Env for FuzzEnv {
         Ok(FuzzFrame { inner, dom, pfn })
     }
 
-    fn frame_va(&self, frame: &FuzzFrame) -> *mut u8 {
-        self.sim.frame_va(&frame.inner)
+    fn map_frames(&self, frames: &[FuzzFrame]) -> Result<core::ptr::NonNull<u8>, PinError> {
+        let pages: Vec<(DomId, usize)> = frames.iter().map(|f| (f.dom, f.pfn)).collect();
+        self.sim.map_pages(&pages)
+    }
+
+    fn unmap_frames(&self, va: core::ptr::NonNull<u8>, count: usize) {
+        self.sim.unmap_pages(va, count)
     }
 
     fn unpin_frame(&self, frame: FuzzFrame) {
@@ -1531,7 +1536,8 @@ impl Fuzz {
 
     /// Page `p` of domain `d` as it is now.
     fn page(&self, d: usize, p: usize) -> &[u8] {
-        let at = self.env.sim.frame_va(&self.view[d * MEM_PAGES + p]);
+        debug_assert!(self.view.len() > d * MEM_PAGES + p);
+        let at = self.env.sim.page_ptr(d as DomId, p);
         // SAFETY: a pinned page of the simulation, PAGE bytes, alive as long
         // as `self.env`; the engine is not running (this thread is here), so
         // nothing writes it while the slice lives.
@@ -1687,7 +1693,7 @@ impl Fuzz {
         // Nothing refers to the dead domain any more (the debug dump lists
         // every queued wait as "wait(domN ...)").
         let mut dump = String::new();
-        self.engine.dump(&self.env, &mut dump).unwrap();
+        self.engine.dump(&mut dump).unwrap();
         assert!(
             !dump.contains(&std::format!("wait(dom{d} ")),
             "{}: a wait of the dead domain survives:\n{dump}",
@@ -1709,7 +1715,7 @@ impl Fuzz {
     /// Destroy every domain; returns the shadow buffers for reuse.
     fn finish(mut self) -> Vec<Vec<u8>> {
         let mut s = String::new();
-        self.engine.dump(&self.env, &mut s).unwrap();
+        self.engine.dump(&mut s).unwrap();
         for d in 0..NDOM as DomId {
             self.destroy(d);
         }

@@ -4,10 +4,13 @@
 //! guest virtual addresses `VA_BASE + pfn * 4096` and named by frame numbers
 //! `gfn_base(dom) + pfn`, so frames of different domains never coincide.
 //! Any other address faults, like a bad or hypervisor-space pointer does in
-//! Xen. Pages can be made read-only (pinning them for a ring then fails),
-//! pins are counted per page (tests check that nothing leaks), and raised
-//! VIRQs are counted per domain. The calling domain is per thread, so
-//! several threads can act as several domains at once.
+//! Xen. A domain's memory is a memfd mapped once for the "guest" side; the
+//! engine's contiguous ring mappings map the same frames again, in the
+//! order the ring lists them, as Xen's vmap does (frames that already lie in
+//! order are used where they are). Pages can be made read-only (pinning them
+//! for a ring then fails), pins are counted per page (tests check that
+//! nothing leaks), and raised VIRQs are counted per domain. The calling
+//! domain is per thread, so several threads can act as several domains.
 //!
 //! Guest pages are written by the engine through raw pointers while tests
 //! read, rewrite and corrupt them through this module: that is the point.
@@ -16,9 +19,10 @@ pub mod fuzz;
 
 use crate::abi::PAGE_SIZE;
 use crate::env::{DomId, Env, Fault, PinError};
-use std::boxed::Box;
-use std::cell::{Cell, UnsafeCell};
+use core::ptr::NonNull;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::vec::Vec;
 
 /// Where every simulated domain's memory starts in its virtual address space.
@@ -29,12 +33,13 @@ pub const fn gfn_base(dom: DomId) -> u64 {
     0x10_0000 * (dom as u64 + 1)
 }
 
-#[repr(C, align(4096))]
-struct Page(UnsafeCell<[u8; PAGE_SIZE]>);
-
 struct SimDomain {
     id: DomId,
-    pages: Vec<Box<Page>>,
+    /// The memfd holding the domain's memory.
+    fd: libc::c_int,
+    /// Its mapping for the guest side: `npages` pages, read-write, shared.
+    base: *mut u8,
+    npages: usize,
     pins: Vec<AtomicU32>,
     readonly: Vec<AtomicBool>,
     virqs: AtomicU64,
@@ -47,50 +52,90 @@ pub struct Sim {
     doms: Vec<SimDomain>,
     /// When set, `pin_frame` fails with `NoMem` after this many more pins.
     pin_budget: AtomicU64,
+    /// Ring mappings made by aliasing frames (address, pages), to unmap.
+    aliases: Mutex<Vec<(usize, usize)>>,
 }
 
-// SAFETY: the pages are only accessed through raw pointers (the engine's
-// frame mappings and this module's copies), which is the shared, racy
-// guest memory being simulated; every other field is atomic or immutable.
+// SAFETY: the domains' memory is only accessed through raw pointers (the
+// engine's ring mappings and this module's copies), which is the shared,
+// racy guest memory being simulated; every other field is atomic, behind a
+// mutex, or immutable after construction.
 unsafe impl Sync for Sim {}
+// SAFETY: as above; the mappings belong to the Sim and go with it.
+unsafe impl Send for Sim {}
 
 /// A pinned frame of the simulation.
 pub struct SimFrame {
     dom: DomId,
     pfn: usize,
-    va: *mut u8,
 }
-
-// SAFETY: `va` points into a page owned by the `Sim`, which outlives every
-// frame the engine holds (tests drop the engine's rings before the Sim, and
-// the engine unpins before the Sim checks). The page is plain shared memory.
-unsafe impl Send for SimFrame {}
-// SAFETY: as above; `&SimFrame` only exposes the pointer value.
-unsafe impl Sync for SimFrame {}
 
 std::thread_local! {
     static CURRENT: Cell<DomId> = const { Cell::new(0) };
 }
 
+/// `mmap` with the error turned into a panic (the simulation's own setup).
+///
+/// # Safety
+/// As for `mmap(2)`; with `MAP_FIXED`, `addr` must be a range this process
+/// owns and may replace.
+unsafe fn map(
+    addr: *mut u8,
+    len: usize,
+    prot: libc::c_int,
+    flags: libc::c_int,
+    fd: libc::c_int,
+    off: usize,
+) -> *mut u8 {
+    // SAFETY: forwarded.
+    let p = unsafe { libc::mmap(addr.cast(), len, prot, flags, fd, off as libc::off_t) };
+    assert!(
+        p != libc::MAP_FAILED,
+        "sim: mmap failed: {}",
+        std::io::Error::last_os_error()
+    );
+    p.cast()
+}
+
 impl Sim {
     /// A host with the given domains, each with `pages` pages of memory.
     pub fn new(doms: &[DomId], pages: usize) -> Sim {
+        let size = pages * PAGE_SIZE;
         let doms = doms
             .iter()
-            .map(|&id| SimDomain {
-                id,
-                pages: (0..pages)
-                    .map(|_| Box::new(Page(UnsafeCell::new([0; PAGE_SIZE]))))
-                    .collect(),
-                pins: (0..pages).map(|_| AtomicU32::new(0)).collect(),
-                readonly: (0..pages).map(|_| AtomicBool::new(false)).collect(),
-                virqs: AtomicU64::new(0),
-                next_free: AtomicU32::new(0),
+            .map(|&id| {
+                // SAFETY: plain system calls on a new anonymous file; the
+                // mapping is owned by the SimDomain and unmapped in Drop.
+                let (fd, base) = unsafe {
+                    let fd = libc::memfd_create(c"v4v-sim".as_ptr(), libc::MFD_CLOEXEC);
+                    assert!(fd >= 0, "sim: memfd_create failed");
+                    assert_eq!(
+                        libc::ftruncate(fd, size as libc::off_t),
+                        0,
+                        "sim: ftruncate failed"
+                    );
+                    let rw = libc::PROT_READ | libc::PROT_WRITE;
+                    (
+                        fd,
+                        map(core::ptr::null_mut(), size, rw, libc::MAP_SHARED, fd, 0),
+                    )
+                };
+                SimDomain {
+                    id,
+                    fd,
+                    base,
+                    npages: pages,
+                    pins: (0..pages).map(|_| AtomicU32::new(0)).collect(),
+                    readonly: (0..pages).map(|_| AtomicBool::new(false)).collect(),
+                    virqs: AtomicU64::new(0),
+                    next_free: AtomicU32::new(0),
+                }
             })
             .collect();
         Sim {
             doms,
             pin_budget: AtomicU64::new(u64::MAX),
+            aliases: Mutex::new(Vec::new()),
         }
     }
 
@@ -111,7 +156,7 @@ impl Sim {
         CURRENT.with(|c| c.set(dom));
     }
 
-    /// Guest virtual address of page `pfn` of `dom`.
+    /// Guest virtual address of page `pfn` (the same in every domain).
     pub const fn va(pfn: usize) -> u64 {
         VA_BASE + (pfn * PAGE_SIZE) as u64
     }
@@ -121,22 +166,20 @@ impl Sim {
         gfn_base(dom) + pfn as u64
     }
 
-    /// Pointer to byte `va` of `dom`'s memory and the bytes left in its page.
-    fn locate(&self, dom: DomId, va: u64) -> Option<(*mut u8, usize)> {
+    /// Pointer to `len` bytes of `dom`'s memory at `va`, if all are mapped.
+    fn locate(&self, dom: DomId, va: u64, len: usize) -> Option<*mut u8> {
         let d = self.dom(dom)?;
         let rel = va.checked_sub(VA_BASE)?;
-        let pfn = usize::try_from(rel / PAGE_SIZE as u64).ok()?;
-        let page = d.pages.get(pfn)?;
-        let within = (rel % PAGE_SIZE as u64) as usize;
-        // SAFETY: `within < PAGE_SIZE`, inside the page allocation.
-        Some((
-            unsafe { page.0.get().cast::<u8>().add(within) },
-            PAGE_SIZE - within,
-        ))
+        let end = rel.checked_add(len as u64)?;
+        if end > (d.npages * PAGE_SIZE) as u64 {
+            return None;
+        }
+        // SAFETY: `rel + len` is within the domain's mapping.
+        Some(unsafe { d.base.add(rel as usize) })
     }
 
     /// Raw copy between `dom`'s memory at `va` and `buf` (`to_guest` picks
-    /// the direction).
+    /// the direction). A fault copies nothing.
     ///
     /// # Safety
     /// `buf` must be valid for `len` bytes of reads (to guest) or writes.
@@ -148,28 +191,19 @@ impl Sim {
         len: usize,
         to_guest: bool,
     ) -> Result<(), Fault> {
-        // Check the whole range first so that a fault copies nothing.
-        let mut done = 0;
-        while done < len {
-            let a = va.checked_add(done as u64).ok_or(Fault)?;
-            let (_, left) = self.locate(dom, a).ok_or(Fault)?;
-            done += left.min(len - done);
+        if len == 0 {
+            return Ok(());
         }
-        let mut done = 0;
-        while done < len {
-            let (p, left) = self.locate(dom, va + done as u64).ok_or(Fault)?;
-            let n = left.min(len - done);
-            // SAFETY: `p` is valid for `n` bytes of its page; the caller
-            // guarantees `buf` for `len` bytes. Raw copies, as guest memory
-            // may be written concurrently.
-            unsafe {
-                if to_guest {
-                    core::ptr::copy(buf.add(done), p, n);
-                } else {
-                    core::ptr::copy(p, buf.add(done), n);
-                }
+        let p = self.locate(dom, va, len).ok_or(Fault)?;
+        // SAFETY: `p` is valid for `len` bytes of the domain's memory; the
+        // caller guarantees `buf`. Raw (possibly overlapping-safe) copies,
+        // as guest memory may be written concurrently.
+        unsafe {
+            if to_guest {
+                core::ptr::copy(buf, p, len);
+            } else {
+                core::ptr::copy(p, buf, len);
             }
-            done += n;
         }
         Ok(())
     }
@@ -215,6 +249,11 @@ impl Sim {
         self.doms.iter().map(|d| self.pins(d.id)).sum()
     }
 
+    /// Ring mappings that alias frames and are still mapped.
+    pub fn live_aliases(&self) -> usize {
+        self.aliases.lock().expect("aliases").len()
+    }
+
     /// How many times VIRQ_V4V was raised in `dom`.
     pub fn virqs(&self, dom: DomId) -> u64 {
         self.dom(dom).map_or(0, |d| d.virqs.load(Ordering::Relaxed))
@@ -229,8 +268,112 @@ impl Sim {
     pub fn alloc_pages(&self, dom: DomId, n: usize) -> usize {
         let d = self.dom(dom).expect("no such domain");
         let first = d.next_free.fetch_add(n as u32, Ordering::Relaxed) as usize;
-        assert!(first + n <= d.pages.len(), "sim: dom{dom} out of pages");
+        assert!(first + n <= d.npages, "sim: dom{dom} out of pages");
         first
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let aliases = self
+            .aliases
+            .get_mut()
+            .map(core::mem::take)
+            .unwrap_or_default();
+        // SAFETY: every mapping below was made by this Sim and is no longer
+        // used (the engine's rings are gone before the Sim they run on).
+        unsafe {
+            for (addr, pages) in aliases {
+                libc::munmap(addr as *mut libc::c_void, pages * PAGE_SIZE);
+            }
+            for d in &self.doms {
+                libc::munmap(d.base.cast(), d.npages * PAGE_SIZE);
+                libc::close(d.fd);
+            }
+        }
+    }
+}
+
+impl Sim {
+    /// Map `(domain, pfn)` pages contiguously, in order, as Xen's vmap
+    /// does for a ring: pages already in order in one domain are used where
+    /// they are; any other list is aliased page by page.
+    pub fn map_pages(&self, frames: &[(DomId, usize)]) -> Result<NonNull<u8>, PinError> {
+        let &(dom0, pfn0) = frames.first().ok_or(PinError::Invalid)?;
+        let d = self.dom(dom0).ok_or(PinError::Invalid)?;
+        let in_order = frames
+            .iter()
+            .enumerate()
+            .all(|(i, &(d, p))| d == dom0 && p == pfn0 + i);
+        if in_order {
+            // Already contiguous in the domain's mapping.
+            // SAFETY: `pfn0` is a page of the domain (pinned).
+            let p = unsafe { d.base.add(pfn0 * PAGE_SIZE) };
+            return NonNull::new(p).ok_or(PinError::NoMem);
+        }
+        let fds = frames
+            .iter()
+            .map(|&(d, _)| self.dom(d).map(|d| d.fd).ok_or(PinError::Invalid))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = frames.len();
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: reserve fresh address space, then replace each page of it
+        // (MAP_FIXED inside our own reservation) with the frame's page of
+        // its domain's memfd: the same memory, aliased in ring order.
+        let base = unsafe {
+            let base = map(
+                core::ptr::null_mut(),
+                n * PAGE_SIZE,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            for (i, (f, &fd)) in frames.iter().zip(&fds).enumerate() {
+                map(
+                    base.add(i * PAGE_SIZE),
+                    PAGE_SIZE,
+                    rw,
+                    libc::MAP_SHARED | libc::MAP_FIXED,
+                    fd,
+                    f.1 * PAGE_SIZE,
+                );
+            }
+            base
+        };
+        self.aliases
+            .lock()
+            .expect("aliases")
+            .push((base as usize, n));
+        NonNull::new(base).ok_or(PinError::NoMem)
+    }
+
+    /// Start of page `pfn` of `dom` in the guest-side mapping (for test
+    /// harnesses that inspect memory directly).
+    pub fn page_ptr(&self, dom: DomId, pfn: usize) -> *mut u8 {
+        let d = self.dom(dom).expect("no such domain");
+        assert!(pfn < d.npages, "no such page");
+        // SAFETY: `pfn` is a page of the domain's mapping.
+        unsafe { d.base.add(pfn * PAGE_SIZE) }
+    }
+
+    /// Undo `map_pages`.
+    pub fn unmap_pages(&self, va: NonNull<u8>, count: usize) {
+        let mut aliases = self.aliases.lock().expect("aliases");
+        if let Some(i) = aliases.iter().position(|&(a, _)| a == va.as_ptr() as usize) {
+            let (addr, pages) = aliases.swap_remove(i);
+            assert_eq!(pages, count, "unmap_frames: wrong count");
+            // SAFETY: the alias mapping was made by `map_frames` and the
+            // engine no longer uses it.
+            unsafe { libc::munmap(addr as *mut libc::c_void, pages * PAGE_SIZE) };
+        } else {
+            let direct = self.doms.iter().any(|d| {
+                let (lo, hi) = (d.base as usize, d.base as usize + d.npages * PAGE_SIZE);
+                (lo..hi).contains(&(va.as_ptr() as usize))
+                    && va.as_ptr() as usize + count * PAGE_SIZE <= hi
+            });
+            assert!(direct, "unmap_frames of a range map_frames did not return");
+        }
     }
 }
 
@@ -260,7 +403,7 @@ impl Env for Sim {
         let d = self.dom(dom).ok_or(PinError::Invalid)?;
         let pfn = gfn.checked_sub(gfn_base(dom)).ok_or(PinError::Invalid)?;
         let pfn = usize::try_from(pfn).map_err(|_| PinError::Invalid)?;
-        if pfn >= d.pages.len() || d.readonly[pfn].load(Ordering::Relaxed) {
+        if pfn >= d.npages || d.readonly[pfn].load(Ordering::Relaxed) {
             return Err(PinError::Invalid);
         }
         if self
@@ -271,15 +414,16 @@ impl Env for Sim {
             return Err(PinError::NoMem);
         }
         d.pins[pfn].fetch_add(1, Ordering::Relaxed);
-        Ok(SimFrame {
-            dom,
-            pfn,
-            va: d.pages[pfn].0.get().cast(),
-        })
+        Ok(SimFrame { dom, pfn })
     }
 
-    fn frame_va(&self, frame: &SimFrame) -> *mut u8 {
-        frame.va
+    fn map_frames(&self, frames: &[SimFrame]) -> Result<NonNull<u8>, PinError> {
+        let pages: Vec<(DomId, usize)> = frames.iter().map(|f| (f.dom, f.pfn)).collect();
+        self.map_pages(&pages)
+    }
+
+    fn unmap_frames(&self, va: NonNull<u8>, count: usize) {
+        self.unmap_pages(va, count)
     }
 
     fn unpin_frame(&self, frame: SimFrame) {

@@ -17,11 +17,16 @@ unsafe extern "C" {
     pub safe fn v4v_shim_current_domid() -> u16;
     /// Whether the current domain is the control domain (dom0).
     pub safe fn v4v_shim_current_is_privileged() -> bool;
-    /// Pin frame `gfn` of the current domain writable and map it globally.
-    /// 0 (and `*page`, `*va` set), -EINVAL or -ENOMEM.
-    pub fn v4v_shim_pin_frame(gfn: u64, page: *mut *mut c_void, va: *mut *mut c_void) -> i32;
+    /// Pin frame `gfn` of the current domain as a writable RAM page.
+    /// 0 (and `*page` set) or -EINVAL.
+    pub fn v4v_shim_pin_frame(gfn: u64, page: *mut *mut c_void) -> i32;
+    /// `vmap` the `nr` pinned pages at `pages` contiguously, in order; null
+    /// when out of memory or address space.
+    pub fn v4v_shim_map_frames(pages: *const *mut c_void, nr: usize) -> *mut c_void;
+    /// `vunmap` a mapping from `v4v_shim_map_frames`.
+    pub fn v4v_shim_unmap_frames(va: *mut c_void);
     /// Undo one successful `v4v_shim_pin_frame`.
-    pub fn v4v_shim_unpin_frame(page: *mut c_void, va: *mut c_void);
+    pub fn v4v_shim_unpin_frame(page: *mut c_void);
     /// Raise VIRQ_V4V in domain `domid` if it exists.
     pub safe fn v4v_shim_raise_virq(domid: u16);
     /// `_xmalloc(size, align)`: null when out of memory.

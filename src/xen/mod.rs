@@ -18,9 +18,6 @@ use core::ptr::{self, NonNull};
 mod ffi;
 mod rt;
 
-/// Xen's errno for "out of memory" (the shim's pin failure codes).
-const ENOMEM: i32 = 12;
-
 /// All V4V state of the host.
 static ENGINE: Engine<XenEnv> = Engine::new();
 
@@ -29,22 +26,16 @@ static ENGINE: Engine<XenEnv> = Engine::new();
 pub struct XenEnv;
 
 /// A frame pinned writable (`get_page_type(PGT_writable_page)` plus a
-/// general reference) and mapped with `map_domain_page_global`.
-pub struct XenFrame {
-    /// The frame's `struct page_info *`.
-    page: NonNull<c_void>,
-    /// Its global mapping.
-    va: NonNull<u8>,
-}
+/// general reference): its `struct page_info *`. `repr(transparent)`, so a
+/// slice of frames is the array of `void *` that `v4v_shim_map_frames` takes.
+#[repr(transparent)]
+pub struct XenFrame(NonNull<c_void>);
 
-// SAFETY: a XenFrame only carries the page_info pointer and the global
-// mapping of a pinned frame. Both are valid on every physical CPU until
-// v4v_shim_unpin_frame, which the Env contract lets happen only once, when
-// the frame is given back by value; the frame's contents are accessed only
-// with raw pointer copies (a guest may write them at any time).
+// SAFETY: a XenFrame only carries the page_info pointer of a pinned frame,
+// valid on every physical CPU until v4v_shim_unpin_frame, which the Env
+// contract lets happen only once, when the frame is given back by value.
 unsafe impl Send for XenFrame {}
-// SAFETY: as for Send: no method of XenFrame mutates it or the memory it
-// points to, so sharing references between CPUs is harmless.
+// SAFETY: as for Send: nothing mutates a XenFrame or its page through it.
 unsafe impl Sync for XenFrame {}
 
 impl Env for XenEnv {
@@ -84,30 +75,35 @@ impl Env for XenEnv {
 
     fn pin_frame(&self, gfn: u64) -> Result<XenFrame, PinError> {
         let mut page: *mut c_void = ptr::null_mut();
-        let mut va: *mut c_void = ptr::null_mut();
-        // SAFETY: both out-pointers point to live locals; the shim writes
-        // them only when it returns 0.
-        let rc = unsafe { ffi::v4v_shim_pin_frame(gfn, &mut page, &mut va) };
-        match rc {
-            0 => match (NonNull::new(page), NonNull::new(va.cast::<u8>())) {
-                (Some(page), Some(va)) => Ok(XenFrame { page, va }),
-                // Not produced by the shim; refuse rather than keep a
-                // frame we could not unpin.
-                _ => Err(PinError::Invalid),
-            },
-            rc if rc == -ENOMEM => Err(PinError::NoMem),
+        // SAFETY: the out-pointer points to a live local; the shim writes it
+        // only when it returns 0.
+        let rc = unsafe { ffi::v4v_shim_pin_frame(gfn, &mut page) };
+        match (rc, NonNull::new(page)) {
+            (0, Some(page)) => Ok(XenFrame(page)),
+            // rc 0 with no page is not produced by the shim; refuse rather
+            // than keep a frame we could not unpin.
             _ => Err(PinError::Invalid),
         }
     }
 
-    fn frame_va(&self, frame: &XenFrame) -> *mut u8 {
-        frame.va.as_ptr()
+    fn map_frames(&self, frames: &[XenFrame]) -> Result<NonNull<u8>, PinError> {
+        // SAFETY: `frames` is an array of `frames.len()` page pointers
+        // (XenFrame is a transparent NonNull<c_void>), each pinned; the shim
+        // only reads it.
+        let va = unsafe { ffi::v4v_shim_map_frames(frames.as_ptr().cast(), frames.len()) };
+        NonNull::new(va.cast::<u8>()).ok_or(PinError::NoMem)
+    }
+
+    fn unmap_frames(&self, va: NonNull<u8>, _count: usize) {
+        // SAFETY: `va` came from v4v_shim_map_frames and the engine no longer
+        // uses it (Env contract); vunmap knows the mapping's size.
+        unsafe { ffi::v4v_shim_unmap_frames(va.as_ptr().cast()) }
     }
 
     fn unpin_frame(&self, frame: XenFrame) {
-        // SAFETY: frame came from a successful v4v_shim_pin_frame and is
-        // consumed here, so each pin is undone exactly once.
-        unsafe { ffi::v4v_shim_unpin_frame(frame.page.as_ptr(), frame.va.as_ptr().cast()) }
+        // SAFETY: frame came from a successful v4v_shim_pin_frame, is no
+        // longer mapped, and is consumed here: each pin is undone once.
+        unsafe { ffi::v4v_shim_unpin_frame(frame.0.as_ptr()) }
     }
 
     fn raise_virq(&self, dom: DomId) {
@@ -137,7 +133,7 @@ pub extern "C" fn v4v_rs_dump() {
     // Runs on whatever vCPU handles the key (often idle): the engine only
     // reads mapped ring frames through the Env here, never the current
     // domain's memory.
-    if ENGINE.dump(&XenEnv, &mut out).is_err() {
+    if ENGINE.dump(&mut out).is_err() {
         out.flush();
         rt::print(b"V4V: dump failed\n");
     }
