@@ -45,6 +45,11 @@ pub mod errno {
     pub const ENOSYS: i64 = 38;
     pub const ENOBUFS: i64 = 105;
     pub const ENOTCONN: i64 = 107;
+
+    /// Every errno a V4V operation may return.
+    pub const ALL: [i64; 10] = [
+        EPERM, ENOENT, EAGAIN, ENOMEM, EFAULT, EINVAL, ENOSPC, ENOSYS, ENOBUFS, ENOTCONN,
+    ];
 }
 
 pub const RING_MAGIC: u64 = 0xdf69_77f2_31ab_d910;

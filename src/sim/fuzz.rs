@@ -101,18 +101,7 @@ const SLOTS: [Slot; 4] = [
 ];
 const GUARDS: [usize; 8] = [6, 8, 10, 13, 15, 19, 29, 32];
 
-const ERRNOS: [i64; 10] = [
-    errno::EPERM,
-    errno::ENOENT,
-    errno::EAGAIN,
-    errno::ENOMEM,
-    errno::EFAULT,
-    errno::EINVAL,
-    errno::ENOSPC,
-    errno::ENOSYS,
-    errno::ENOBUFS,
-    errno::ENOTCONN,
-];
+const ERRNOS: [i64; 10] = errno::ALL;
 
 /// The ABI's order of checks puts "bad guest pointer" among the caller's own
 /// arguments, before destination and space, and the engine probes payloads
