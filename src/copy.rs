@@ -55,10 +55,7 @@ impl Payload {
         let mut parts: Vec<Iov> = Vec::new();
         parts.try_reserve_exact(niov as usize)?;
         parts.resize(niov as usize, Iov::default());
-        let bytes = parts.as_mut_slice().as_mut_bytes();
-        // SAFETY: `bytes` is a private heap buffer valid for writes of its
-        // whole length; any bytes are a valid `Iov`.
-        unsafe { env.copy_from_guest(bytes.as_mut_ptr(), iov.0, bytes.len())? };
+        iov.read_into(env, &mut parts)?;
         let total = parts.iter().fold(0u64, |t, p| t.saturating_add(p.iov_len));
         if total > MAX_MSG_SIZE as u64 {
             return Err(Error::Inval);

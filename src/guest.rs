@@ -29,11 +29,20 @@ impl GuestAddr {
     /// Read one `T` from guest memory, once.
     pub fn read<E: Env, T: FromBytes + IntoBytes>(self, env: &E) -> Result<T, Fault> {
         let mut v = T::new_zeroed();
-        let bytes = v.as_mut_bytes();
+        self.read_into(env, core::slice::from_mut(&mut v))?;
+        Ok(v)
+    }
+
+    /// Fill `out` from guest memory (an array of `T`s at this address), once.
+    pub fn read_into<E: Env, T: FromBytes + IntoBytes>(
+        self,
+        env: &E,
+        out: &mut [T],
+    ) -> Result<(), Fault> {
+        let bytes = out.as_mut_bytes();
         // SAFETY: `bytes` is a private hypervisor buffer valid for writes of
         // its whole length; any bit pattern is a valid `T` (FromBytes).
-        unsafe { env.copy_from_guest(bytes.as_mut_ptr(), self.0, bytes.len())? };
-        Ok(v)
+        unsafe { env.copy_from_guest(bytes.as_mut_ptr(), self.0, bytes.len()) }
     }
 
     /// Write one `T` to guest memory.

@@ -95,13 +95,7 @@ impl<E: Env> Engine<E> {
         let mut domains = self.domains.write();
         if let Ok(i) = domains.binary_search_by_key(&dom, |d| d.id) {
             let state = domains.remove(i);
-            state.release_all(env, |waiter| {
-                // Its counter lives in a domain still in the table, if any.
-                if let Some(w) = find(&domains, waiter) {
-                    w.uncount_wait();
-                }
-                env.raise_virq(waiter);
-            });
+            state.release_all(env, |waiter| domain::wake_waiter(env, &domains, waiter));
         }
         for d in domains.iter() {
             d.drop_waits_of(dom);

@@ -1,5 +1,5 @@
 //! notify: wake senders that now fit, and answer questions about rings.
-use super::domain::DomainState;
+use super::domain::{wake_waiter, DomainState};
 use super::{find, Engine};
 use crate::abi::{
     Addr, RingDataEnt, RingDataFlags, RingDataHeader, MAXENT, PORT_NONE, RING_DATA_ENT_OFFSET,
@@ -79,20 +79,12 @@ impl<E: Env> Engine<E> {
         }
         if len.fits(rx, st.tx, required) {
             flags |= RingDataFlags::SUFFICIENT;
-            if st.remove_waiter(caller) {
-                me.uncount_wait();
-            }
+            me.stop_waiting(&mut st);
         } else {
             // As the ABI says, even a request that can never fit this ring
             // is queued (it counts against the caller's wait quota and goes
             // with the ring).
-            if st.waiter(caller).is_none() {
-                me.count_wait()?;
-            }
-            if let Err(e) = st.add_waiter(caller, required) {
-                me.uncount_wait();
-                return Err(e);
-            }
+            me.wait_on(&mut st, required)?;
             flags |= RingDataFlags::PENDING;
         }
         ent.flags = flags.bits();
@@ -117,10 +109,7 @@ fn wake_fitting<E: Env>(env: &E, domains: &[DomainState<E>], me: &DomainState<E>
             let w = st.waiters[i];
             if len.fits(rx, tx, w.space) {
                 st.waiters.swap_remove(i);
-                if let Some(wd) = find(domains, w.dom) {
-                    wd.uncount_wait();
-                }
-                env.raise_virq(w.dom);
+                wake_waiter(env, domains, w.dom);
             } else {
                 i += 1;
             }

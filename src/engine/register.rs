@@ -1,6 +1,6 @@
 //! register_ring and unregister_ring.
-use super::domain::release_ring;
-use super::{find, Engine, MAX_PAGES_PER_DOMAIN, MAX_RINGS_PER_DOMAIN};
+use super::domain::{release_ring, unpin_all, wake_waiter};
+use super::{find, Engine};
 use crate::abi::{
     PfnListHeader, RingHeader, RingId, MAX_RING_PAGES, PAGE_SIZE, PFN_LIST_MAGIC,
     PFN_LIST_PAGES_OFFSET, RING_MAGIC,
@@ -93,17 +93,7 @@ impl<E: Env> Engine<E> {
         let domains = self.domains.read();
         let d = find(&domains, caller).ok_or(Error::NoMem)?;
         let table = d.rings.read();
-        let (replaced_pages, new_ring) = match table.index(key) {
-            Ok(i) => (table.rings[i].mem.frame_count(), false),
-            Err(_) => (0, true),
-        };
-        if new_ring && table.rings.len() >= MAX_RINGS_PER_DOMAIN {
-            return Err(Error::NoSpc);
-        }
-        if table.pages - replaced_pages + needed > MAX_PAGES_PER_DOMAIN {
-            return Err(Error::NoSpc);
-        }
-        Ok(())
+        table.quota_allows(key, needed)
     }
 
     /// Put `ring` into the caller's table, replacing a ring with the same key
@@ -120,20 +110,19 @@ impl<E: Env> Engine<E> {
         let mut table = d.rings.write();
         let needed = ring.mem.frame_count();
         let slot = table.index(ring.key);
-        let replaced_pages = slot.map_or(0, |i| table.rings[i].mem.frame_count());
-        let over_rings = slot.is_err() && table.rings.len() >= MAX_RINGS_PER_DOMAIN;
-        let over_pages = table.pages - replaced_pages + needed > MAX_PAGES_PER_DOMAIN;
-        let reserve = if slot.is_err() {
-            table.rings.try_reserve(1).map_err(Error::from)
-        } else {
-            Ok(())
-        };
-        if over_rings || over_pages || reserve.is_err() {
+        let room = table
+            .quota_allows(ring.key, needed)
+            .and_then(|()| match slot {
+                Err(_) => table.rings.try_reserve(1).map_err(Error::from),
+                Ok(_) => Ok(()),
+            });
+        if let Err(e) = room {
             drop(table);
             drop(domains);
             release_ring(env, ring, &mut |_| {});
-            return Err(reserve.err().unwrap_or(Error::NoSpc));
+            return Err(e);
         }
+        let replaced_pages = slot.map_or(0, |i| table.rings[i].mem.frame_count());
         table.pages = table.pages - replaced_pages + needed;
         match slot {
             Ok(i) => {
@@ -141,9 +130,7 @@ impl<E: Env> Engine<E> {
                 let old_state = old.state.into_inner();
                 // The queued senders keep waiting on the new ring.
                 table.rings[i].state.lock().waiters = old_state.waiters;
-                for f in old.mem.release(env) {
-                    env.unpin_frame(f);
-                }
+                unpin_all(env, old.mem.release(env));
             }
             Err(i) => table.rings.insert(i, ring),
         }
@@ -168,12 +155,7 @@ impl<E: Env> Engine<E> {
         table.pages -= ring.mem.frame_count();
         drop(table);
         // Tell the senders that waited on it: they will find it gone.
-        release_ring(env, ring, &mut |w| {
-            if let Some(wd) = find(&domains, w) {
-                wd.uncount_wait();
-            }
-            env.raise_virq(w);
-        });
+        release_ring(env, ring, &mut |w| wake_waiter(env, &domains, w));
         Ok(())
     }
 }
@@ -188,7 +170,7 @@ fn pin_frames<E: Env>(env: &E, pfns_p: GuestAddr, needed: usize) -> Result<Vec<E
     while done < needed {
         let n = (needed - done).min(PFN_BATCH);
         let at = pfns_p.offset(PFN_LIST_PAGES_OFFSET as u64 + 8 * done as u64);
-        let read = at.and_then(|a| read_u64s(env, a, &mut batch[..n]));
+        let read = at.and_then(|a| a.read_into(env, &mut batch[..n]));
         if let Err(e) = read {
             unpin_all(env, frames);
             return Err(e.into());
@@ -205,21 +187,4 @@ fn pin_frames<E: Env>(env: &E, pfns_p: GuestAddr, needed: usize) -> Result<Vec<E
         done += n;
     }
     Ok(frames)
-}
-
-fn read_u64s<E: Env>(
-    env: &E,
-    at: GuestAddr,
-    out: &mut [u64],
-) -> core::result::Result<(), crate::env::Fault> {
-    let bytes = zerocopy::IntoBytes::as_mut_bytes(out);
-    // SAFETY: `bytes` is a private stack buffer valid for writes of its
-    // whole length; any bytes are valid u64s.
-    unsafe { env.copy_from_guest(bytes.as_mut_ptr(), at.0, bytes.len()) }
-}
-
-fn unpin_all<E: Env>(env: &E, frames: Vec<E::Frame>) {
-    for f in frames {
-        env.unpin_frame(f);
-    }
 }

@@ -57,19 +57,11 @@ impl<E: Env> Engine<E> {
         let me = find(&domains, caller).ok_or(Error::NoMem)?;
         let mut st = ring.state.lock();
         if !len.fits(ring.rx(), st.tx, payload.len()) {
-            if st.waiter(caller).is_none() {
-                me.count_wait()?;
-            }
-            if let Err(e) = st.add_waiter(caller, payload.len()) {
-                me.uncount_wait();
-                return Err(e);
-            }
+            me.wait_on(&mut st, payload.len())?;
             return Err(Error::Again);
         }
         st.tx = write_message(env, &ring.mem, st.tx, source, protocol, &payload)?;
-        if st.remove_waiter(caller) {
-            me.uncount_wait();
-        }
+        me.stop_waiting(&mut st);
         drop(st);
         drop(table);
         env.raise_virq(dst.domain);

@@ -39,17 +39,16 @@ impl RingState {
         self.waiters.iter().position(|w| w.dom == dom)
     }
 
-    /// Record that `dom` waits for `space` bytes; `Ok(true)` when this added
-    /// a new wait (the caller counts it against `dom`'s quota), `Ok(false)`
-    /// when an existing wait was updated.
-    pub fn add_waiter(&mut self, dom: DomId, space: u32) -> Result<bool> {
+    /// Record that `dom` waits for `space` bytes (updating its wait if it
+    /// has one). Quota accounting is `DomainState::wait_on`'s.
+    pub fn add_waiter(&mut self, dom: DomId, space: u32) -> Result<()> {
         if let Some(i) = self.waiter(dom) {
             self.waiters[i].space = space;
-            return Ok(false);
+            return Ok(());
         }
         self.waiters.try_reserve(1).map_err(|_| Error::NoMem)?;
         self.waiters.push(Waiter { dom, space });
-        Ok(true)
+        Ok(())
     }
 
     /// Drop `dom`'s wait, if any; true when one was dropped.
