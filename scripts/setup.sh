@@ -18,7 +18,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # --- apt packages ---------------------------------------------------------
-APT_PKGS=(qemu-system-x86 bison flex cpio dpkg-dev python3 make gcc binutils xz-utils ca-certificates)
+APT_PKGS=(qemu-system-x86 bison flex cpio dpkg-dev python3 make gcc binutils xz-utils ca-certificates
+    # system libraries of the dom0 image's Xen tools (scripts/dom0-image.sh)
+    libc6 libgcc-s1 libuuid1 liblzma5 libzstd1 zlib1g)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,127 @@
+# Helpers for dom0 scenario scripts (busybox sh), installed as
+# /etc/v4v/lib.sh; a scenario starts with `. /etc/v4v/lib.sh`.
+#
+#   domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB]
+#                         start a PV domU; prints its domain id on stdout
+#   wait_log NAME REGEX TIMEOUT_S
+#                         wait for a line matching REGEX (grep -E) in its
+#                         console log; 1 on timeout
+#   wait_gone NAME TIMEOUT_S
+#                         wait until the domain no longer exists; 1 on timeout
+#   dump_log NAME         its console log, each line prefixed "[NAME] "
+#   domu_log NAME         the console log's path
+#   result ok|fail NAME [WHY]
+#                         "V4VT ok NAME" / "V4VT not ok NAME # WHY"
+#
+# Progress and errors go to stderr (the console), never to stdout, so
+# `id=$(domu_create ...)` captures only the id.
+
+V4V_CFG_DIR=/var/lib/xen/cfg
+V4V_CONSOLE_DIR=/var/log/xen/console
+
+_v4v_now() { cut -d' ' -f1 /proc/uptime; }
+# Whole seconds since boot, for deadlines.
+_v4v_secs() { cut -d. -f1 /proc/uptime; }
+
+domu_log() { echo "$V4V_CONSOLE_DIR/guest-$1.log"; }
+
+# A fixed UUID made from the name: libxl then needs no random numbers
+# (dom0's entropy pool is slow to fill under TCG and libuuid would wait).
+_v4v_uuid() {
+    h=$(printf 'v4v-domu-%s' "$1" | md5sum | cut -c1-32)
+    echo "$h" | sed 's/^\(.\{8\}\)\(.\{4\}\).\(.\{3\}\).\(.\{3\}\)\(.\{12\}\)$/\1-\2-4\3-8\4-\5/'
+}
+
+domu_create() {
+    if [ $# -lt 3 ]; then
+        echo "domu_create: usage: domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB]" >&2
+        return 2
+    fi
+    _name=$1 _kernel=$2 _extra=$3 _vcpus=${4:-1} _mem=${5:-32}
+    if [ ! -f "$_kernel" ]; then
+        echo "dom0: domu_create $_name: no kernel $_kernel" >&2
+        return 1
+    fi
+    case "$_extra$_name" in *'"'*|*'\'*)
+        echo "dom0: domu_create $_name: no quotes or backslashes in NAME/EXTRA" >&2
+        return 1 ;;
+    esac
+    mkdir -p "$V4V_CFG_DIR"
+    _cfg=$V4V_CFG_DIR/$_name.cfg
+    cat > "$_cfg" <<EOF
+name = "$_name"
+uuid = "$(_v4v_uuid "$_name")"
+type = "pv"
+kernel = "$_kernel"
+extra = "$_extra"
+vcpus = $_vcpus
+memory = $_mem
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+disk = [ ]
+vif = [ ]
+EOF
+    _t0=$(_v4v_now)
+    # Paused, so that a short-lived domU cannot be gone (on_poweroff =
+    # destroy) before its id is read.
+    if ! xl create -p "$_cfg" > "/tmp/xl-create-$_name.log" 2>&1; then
+        echo "dom0: xl create $_name failed:" >&2
+        sed 's/^/dom0:   /' "/tmp/xl-create-$_name.log" >&2
+        return 1
+    fi
+    if ! _id=$(xl domid "$_name" 2>/dev/null); then
+        echo "dom0: $_name not there after xl create -p" >&2
+        return 1
+    fi
+    if ! xl unpause "$_name" >> "/tmp/xl-create-$_name.log" 2>&1; then
+        echo "dom0: xl unpause $_name failed:" >&2
+        sed 's/^/dom0:   /' "/tmp/xl-create-$_name.log" >&2
+        xl destroy "$_name" 2>/dev/null
+        return 1
+    fi
+    echo "dom0: created $_name as domain $_id ($_vcpus vCPU, $_mem MiB, extra '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s" >&2
+    echo "$_id"
+}
+
+wait_log() {
+    _log=$(domu_log "$1")
+    _end=$(( $(_v4v_secs) + $3 ))
+    while ! grep -E -q -- "$2" "$_log" 2>/dev/null; do
+        if [ "$(_v4v_secs)" -ge "$_end" ]; then
+            echo "dom0: wait_log $1: no line matching '$2' after $3 s" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+    return 0
+}
+
+wait_gone() {
+    _end=$(( $(_v4v_secs) + $2 ))
+    while xl domid "$1" >/dev/null 2>&1; do
+        if [ "$(_v4v_secs)" -ge "$_end" ]; then
+            echo "dom0: wait_gone $1: still there after $2 s" >&2
+            return 1
+        fi
+        sleep 0.5
+    done
+    return 0
+}
+
+dump_log() {
+    _log=$(domu_log "$1")
+    if [ ! -f "$_log" ]; then
+        echo "[$1] (no console log at $_log)"
+        return 1
+    fi
+    tr -d '\r' < "$_log" | sed "s/^/[$1] /"
+}
+
+result() {
+    case "$1" in
+        ok) echo "V4VT ok $2" ;;
+        fail) echo "V4VT not ok $2 # ${3:-failed}" ;;
+        *) echo "result: usage: result ok|fail NAME [WHY]" >&2; return 2 ;;
+    esac
+}

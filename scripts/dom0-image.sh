@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# The Linux dom0 for multi-domain boots: a Debian kernel (plain ELF vmlinux)
+# and an initramfs with busybox and Xen's toolstack (xl, xenstored,
+# xenconsoled), all from pinned Debian bookworm packages.
+#
+#   scripts/dom0-image.sh                 build build/dom0/vmlinux and the
+#                                         base tree build/dom0/rootfs
+#   scripts/dom0-image.sh pack OUT DIR... the base tree plus each DIR laid
+#                                         over / as an uncompressed newc cpio
+#
+# Idempotent and cached: the .debs are fetched once with `apt-get download`
+# into build/cache/dom0/debs (nothing is installed system-wide); the kernel
+# and the tree are rebuilt only when a pinned version or an input changes.
+#
+# Libraries: the Xen libraries and libyajl come from the pinned packages;
+# the C library and the other system libraries they link against (libc,
+# libuuid, liblzma, zlib, libzstd, libgcc_s) are copied
+# from this machine's /lib, found with ldd. The build machine and CI are
+# Debian 12, whose glibc (2.36) is what the bookworm Xen tools are built
+# against; the copied set (loader included) is self-consistent whatever
+# the host's point release. scripts/setup.sh installs those libraries.
+set -euo pipefail
+
+# --- pinned Debian bookworm packages --------------------------------------
+# The kernel: a later step needs the matching linux-headers-$KERNEL_ABI-amd64.
+KERNEL_ABI="6.1.0-56"
+KERNEL_VERSION="6.1.192-2"
+KERNEL_PKG="linux-image-$KERNEL_ABI-amd64"
+KERNEL_RELEASE="$KERNEL_ABI-amd64"
+XEN_VERSION="4.17.5+72-g01140da4e8-1"   # the hypervisor source's version
+YAJL_VERSION="2.1.0-3+deb12u2"
+BUSYBOX_VERSION="1:1.35.0-4+deb12u1+b1"
+
+XEN_PKGS=(xen-utils-4.17 libxenmisc4.17 libxencall1 libxenevtchn1
+    libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoollog1
+    libxentoolcore1 libxendevicemodel1 libxenhypfs1)
+PINNED=()
+for p in "${XEN_PKGS[@]}"; do PINNED+=("$p=$XEN_VERSION"); done
+PINNED+=("libyajl2=$YAJL_VERSION" "busybox-static=$BUSYBOX_VERSION"
+    "$KERNEL_PKG=$KERNEL_VERSION")
+
+# Xen's tools and kernel modules the dom0 needs, in load order.
+XEN_BINS=(xl xenstored xenconsoled xen-init-dom0)
+MODULES=(drivers/xen/xen-evtchn drivers/xen/xen-privcmd drivers/xen/xen-gntdev
+    drivers/xen/xen-gntalloc drivers/xen/xenfs/xenfs)
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CACHE="${V4V_CACHE:-$ROOT/build/cache}/dom0"
+DEBS="$CACHE/debs"
+OUT="$ROOT/build/dom0"
+ROOTFS="$OUT/rootfs"
+
+log() { printf 'dom0-image: %s\n' "$*" >&2; }
+die() { printf 'dom0-image: error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# deb_file PKG=VERSION: the cached .deb's path (apt writes ':' as %3a).
+deb_file() {
+    local pkg="${1%%=*}" ver="${1#*=}"
+    printf '%s/%s_%s_amd64.deb' "$DEBS" "$pkg" "${ver//:/%3a}"
+}
+
+fetch() {
+    mkdir -p "$DEBS"
+    local want=() spec
+    for spec in "${PINNED[@]}"; do
+        [ -s "$(deb_file "$spec")" ] || want+=("$spec")
+    done
+    [ "${#want[@]}" -gt 0 ] || return 0
+    log "apt-get download ${want[*]}"
+    local aptopt=()
+    # As root, apt would drop to _apt, which cannot write into our cache.
+    if [ "$(id -u)" = 0 ]; then aptopt=(-o APT::Sandbox::User=root); fi
+    if ! (cd "$DEBS" && apt-get download -qq "${aptopt[@]}" "${want[@]}"); then
+        log "not in apt's index; apt-get update and retry"
+        $SUDO apt-get update -qq
+        (cd "$DEBS" && apt-get download -qq "${aptopt[@]}" "${want[@]}") \
+            || die "cannot download ${want[*]} (pinned versions gone from the archive?)"
+    fi
+    for spec in "${want[@]}"; do
+        [ -s "$(deb_file "$spec")" ] || die "apt-get download gave no $(deb_file "$spec")"
+    done
+}
+
+# unpack: every package but the kernel, whole, into one tree.
+unpack() {
+    local tree="$CACHE/pkgs" stamp="$CACHE/pkgs.stamp" spec
+    local key="${PINNED[*]}"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then return 0; fi
+    log "unpacking packages"
+    rm -rf "$tree" && mkdir -p "$tree"
+    for spec in "${PINNED[@]}"; do
+        case "$spec" in "$KERNEL_PKG="*) continue ;; esac
+        dpkg-deb -x "$(deb_file "$spec")" "$tree"
+    done
+    echo "$key" > "$stamp"
+}
+
+# The plain ELF vmlinux inside a bzImage: the boot protocol header gives
+# the compressed payload's place (setup_sects at 0x1f1, payload_offset and
+# payload_length at 0x248/0x24c, relative to the protected-mode code that
+# follows the setup sectors); the payload's magic says how it is packed.
+extract_vmlinux() {
+    python3 - "$1" "$2" <<'PY'
+import gzip, io, lzma, os, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+img = open(src, "rb").read()
+if img[0x202:0x206] != b"HdrS":
+    sys.exit(f"{src}: not a bzImage (no HdrS)")
+setup_sects = img[0x1f1] or 4
+off, length = struct.unpack_from("<II", img, 0x248)
+start = (setup_sects + 1) * 512 + off
+payload = img[start:start + length]
+if payload.startswith(b"\xfd7zXZ\x00"):
+    # The decompressor stops at the end of the XZ stream (the kernel's
+    # 4-byte size trailer is left over).
+    d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    elf = d.decompress(payload)
+elif payload.startswith(b"\x1f\x8b"):
+    elf = gzip.GzipFile(fileobj=io.BytesIO(payload)).read()
+else:
+    sys.exit(f"{src}: unknown payload compression {payload[:6].hex()}")
+if not elf.startswith(b"\x7fELF"):
+    sys.exit(f"{src}: payload is not an ELF image")
+with open(dst + ".tmp", "wb") as f:
+    f.write(elf)
+os.replace(dst + ".tmp", dst)
+print(f"{dst}: {len(elf)} bytes from a {length}-byte payload")
+PY
+}
+
+# kernel: vmlinux and the modules, straight out of the kernel package.
+kernel() {
+    local stamp="$CACHE/kernel.stamp" key="$KERNEL_PKG=$KERNEL_VERSION"
+    local kdir="$CACHE/kernel"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -s "$OUT/vmlinux" ]; then
+        return 0
+    fi
+    log "extracting the kernel $key"
+    rm -rf "$kdir" && mkdir -p "$kdir" "$OUT"
+    local m pats=("./boot/vmlinuz-$KERNEL_RELEASE")
+    for m in "${MODULES[@]}"; do
+        pats+=("./lib/modules/$KERNEL_RELEASE/kernel/$m.ko*")
+    done
+    dpkg-deb --fsys-tarfile "$(deb_file "$key")" | tar -x -C "$kdir" --wildcards "${pats[@]}"
+    extract_vmlinux "$kdir/boot/vmlinuz-$KERNEL_RELEASE" "$OUT/vmlinux" >&2
+    for m in "${MODULES[@]}"; do
+        local ko="$kdir/lib/modules/$KERNEL_RELEASE/kernel/$m.ko"
+        if [ -f "$ko.xz" ]; then xz -d -f "$ko.xz"; fi
+        [ -f "$ko" ] || die "module $m not in $KERNEL_PKG"
+    done
+    echo "$key" > "$stamp"
+}
+
+# copy_lib PATH: a shared object into the tree at the same path, under its
+# own (soname) name, with symlinks resolved.
+copy_lib() {
+    local src="$1" rel
+    case "$src" in
+        "$CACHE/pkgs/"*) rel="${src#"$CACHE/pkgs/"}" ;;
+        /*) rel="${src#/}" ;;
+        *) die "odd library path $src" ;;
+    esac
+    # Debian 12 is merged-/usr: keep one place for everything, /lib.
+    rel="${rel#usr/}"
+    mkdir -p "$ROOTFS/$(dirname "$rel")"
+    cp -L "$src" "$ROOTFS/$rel"
+}
+
+rootfs() {
+    local inputs key stamp="$OUT/rootfs.stamp"
+    inputs=("$0" "$ROOT/dom0/init" "$ROOT/dom0/lib.sh")
+    key="$(cat "$CACHE/pkgs.stamp" "$CACHE/kernel.stamp" "${inputs[@]}" | sha256sum | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -d "$ROOTFS" ]; then
+        return 0
+    fi
+    log "assembling $ROOTFS"
+    rm -rf "$ROOTFS" "$stamp"
+    mkdir -p "$ROOTFS"
+    local pk="$CACHE/pkgs" d
+    for d in bin sbin usr/bin usr/sbin lib/x86_64-linux-gnu lib64 lib/modules/v4v \
+        proc sys dev tmp root etc/xen etc/v4v boot \
+        var/lib/xen var/run/xen var/run/xenstored var/log/xen/console var/lock; do
+        mkdir -p "$ROOTFS/$d"
+    done
+    ln -s lib "$ROOTFS/usr/lib"
+    chmod 1777 "$ROOTFS/tmp"
+
+    # busybox and a symlink for each applet.
+    install -m 755 "$pk/bin/busybox" "$ROOTFS/bin/busybox"
+    local applet
+    while read -r applet; do
+        [ "$applet" = bin/busybox ] && continue
+        [ -e "$ROOTFS/$applet" ] || [ -L "$ROOTFS/$applet" ] && continue
+        case "$applet" in usr/*) ln -s ../../bin/busybox "$ROOTFS/$applet" ;;
+                          *) ln -s ../bin/busybox "$ROOTFS/$applet" ;; esac
+    done < <("$ROOTFS/bin/busybox" --list-full)
+
+    # Xen's tools, where Debian puts them, and in the PATH.
+    local b libs=() lib
+    mkdir -p "$ROOTFS/lib/xen-4.17/bin"
+    for b in "${XEN_BINS[@]}"; do
+        install -m 755 "$pk/usr/lib/xen-4.17/bin/$b" "$ROOTFS/lib/xen-4.17/bin/$b"
+        ln -sf "/lib/xen-4.17/bin/$b" "$ROOTFS/usr/sbin/$b"
+        # What the binary needs: the packages' libraries first, then the host's.
+        while read -r lib; do libs+=("$lib"); done < <(
+            LD_LIBRARY_PATH="$pk/usr/lib/x86_64-linux-gnu" ldd "$pk/usr/lib/xen-4.17/bin/$b" |
+            awk '/not found/ { print "MISSING:" $1; next }
+                 $2 == "=>" && $3 ~ /^\// { print $3; next }
+                 $1 ~ /^\// { print $1 }')
+    done
+    for lib in "${libs[@]}"; do
+        case "$lib" in MISSING:*) die "${lib#MISSING:} not found (scripts/setup.sh installs the system libraries)" ;; esac
+    done
+    # glibc dlopens libgcc_s for pthread_cancel; xl aborts without it.
+    libs+=(/lib/x86_64-linux-gnu/libgcc_s.so.1)
+    for lib in $(printf '%s\n' "${libs[@]}" | sort -u); do copy_lib "$lib"; done
+    [ -x "$ROOTFS/lib64/ld-linux-x86-64.so.2" ] || die "no dynamic loader copied"
+
+    # Modules, flat, in load order (init loads them by this list).
+    local i=0 m
+    for m in "${MODULES[@]}"; do
+        i=$((i + 1))
+        install -m 644 "$CACHE/kernel/lib/modules/$KERNEL_RELEASE/kernel/$m.ko" \
+            "$ROOTFS/lib/modules/v4v/$i-$(basename "$m").ko"
+    done
+
+    : > "$ROOTFS/etc/xen/xl.conf"
+    printf 'root:x:0:0:root:/root:/bin/sh\n' > "$ROOTFS/etc/passwd"
+    printf 'root:x:0:\n' > "$ROOTFS/etc/group"
+    echo "$KERNEL_PKG $KERNEL_VERSION, Xen tools $XEN_VERSION" > "$ROOTFS/etc/v4v/versions"
+    install -m 755 "$ROOT/dom0/init" "$ROOTFS/init"
+    install -m 644 "$ROOT/dom0/lib.sh" "$ROOTFS/etc/v4v/lib.sh"
+    echo "$key" > "$stamp"
+}
+
+build() {
+    fetch
+    unpack
+    kernel
+    rootfs
+}
+
+# pack OUT DIR...: base tree + overlays, as an uncompressed newc cpio.
+pack() {
+    [ $# -ge 1 ] || die "usage: $0 pack OUT.cpio [DIR...]"
+    local out="$1"; shift
+    local d
+    for d in "$@"; do [ -d "$d" ] || die "overlay $d is not a directory"; done
+    build
+    stage="$(mktemp -d "$OUT/pack.XXXXXX")"
+    trap 'rm -rf "$stage"' EXIT
+    cp -a "$ROOTFS/." "$stage/"
+    for d in "$@"; do cp -a "$d/." "$stage/"; done
+    mkdir -p "$(dirname "$out")"
+    (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
+        cpio -o -H newc -R 0:0 --quiet) > "$out.tmp"
+    mv "$out.tmp" "$out"
+    log "packed $out ($(du -h "$out" | cut -f1))"
+}
+
+case "${1:-build}" in
+    build) build ;;
+    pack) shift; pack "$@" ;;
+    *) die "usage: $0 [build] | pack OUT.cpio [DIR...]" ;;
+esac
