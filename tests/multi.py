@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Boot Xen with a Linux dom0 and its toolstack under QEMU, judge the run.
+
+dom0 (scripts/dom0-image.sh, dom0/init) starts xenstored and xenconsoled,
+runs the scenario script packed into its initramfs, which creates domUs
+with ``xl``, and powers off. Results are lines anywhere on Xen's serial
+line, from dom0 itself or from a domU (then prefixed ``(dN) `` by Xen, or
+``[NAME] `` when dom0 prints a domU's console log)::
+
+    V4VT ok NAME
+    V4VT not ok NAME # REASON
+    V4VT ok 3 NAME                (the numbered form is accepted too)
+    V4VT bail out! REASON         (a guest gave up: a failure)
+    V4VD dom0 done rc=N           (dom0's last word; rc must be 0)
+
+``--expect FILE`` lists the names that must report ``ok`` (one a line,
+``#`` starts a comment). A run fails for each expected name that is
+missing, each name reported ``not ok`` (by anyone), each name reported
+twice by the same source, each bail-out, a Xen or Linux panic, a missing
+or non-zero ``V4VD dom0 done``, and the watchdog. The serial log is saved
+as ``<results>/<name>.serial``; ``--counts`` gets ``PASSED FAILED``.
+Prints one line per test, timings, and ``N passed, M failed``; exits
+non-zero on any failure.
+"""
+
+import argparse
+import os
+import re
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from boot import ESCAPE_RE, PANIC_RE, XEN_TROUBLE_RE  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+DEFAULT_XEN_CMDLINE = (
+    "console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all "
+    "dom0_mem=512M,max:512M dom0_max_vcpus=2"
+)
+# `quiet` (loglevel 4: warnings and errors still show) saves about 2 s of
+# boot log on the serial line under TCG.
+DEFAULT_DOM0_CMDLINE = "console=hvc0 earlyprintk=xen quiet"
+
+RESULT_RE = re.compile(
+    r"V4VT (?P<res>ok|not ok) (?:(?P<idx>\d+) (?=\S))?(?P<name>\S+)"
+    r"(?:\s+#\s*(?P<why>.*?))?\s*$")
+BAIL_RE = re.compile(r"V4VT bail out!\s*(?P<why>.*?)\s*$")
+DONE_RE = re.compile(r"V4VD dom0 done rc=(?P<rc>-?\d+)")
+INIT_RE = re.compile(r"V4VD dom0 init at")
+TOOLSTACK_RE = re.compile(r"V4VD dom0 toolstack up")
+# Where a result came from: a domU mirrored by Xen, a domU log printed by
+# dom0, or dom0 itself.
+SOURCE_RE = re.compile(r"\(d\d+\)|\[[^\]]+\]")
+LINUX_PANIC_RE = re.compile(r"Kernel panic - not syncing")
+# Lines worth showing with --echo: results, markers, dom0's scenario
+# lines and domU lines as Xen mirrors them (dom0's `[NAME] ` dumps of the
+# same lines are left out unless they carry a result).
+ECHO_RE = re.compile(r"V4VT|V4VD|^dom0[: ]|^\(d\d+\) ")
+
+GRACE_AFTER_DONE = 15.0
+GRACE_AFTER_PANIC = 3.0
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--xen", default=os.path.join(ROOT, "build/xen/xen/xen"),
+                   help="multiboot Xen image (default build/xen/xen/xen)")
+    p.add_argument("--vmlinux", default=os.path.join(ROOT, "build/dom0/vmlinux"),
+                   help="dom0 kernel, plain ELF (default build/dom0/vmlinux)")
+    p.add_argument("--initrd", required=True,
+                   help="dom0 initramfs, uncompressed cpio (scripts/dom0-image.sh pack)")
+    p.add_argument("--xen-cmdline", default=DEFAULT_XEN_CMDLINE)
+    p.add_argument("--dom0-cmdline", default=DEFAULT_DOM0_CMDLINE,
+                   help="Linux command line (v4v_watchdog=S bounds run.sh)")
+    p.add_argument("--expect", help="file of test names that must report ok")
+    p.add_argument("--qemu", default="qemu-system-x86_64")
+    p.add_argument("--memory", default="2048", help="QEMU -m (MiB)")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="hard watchdog in seconds (default 600)")
+    p.add_argument("--results", default=os.path.join(ROOT, "build/results"))
+    p.add_argument("--name", default="multi",
+                   help="log name: <results>/<name>.serial")
+    p.add_argument("--counts", help="write 'PASSED FAILED' to this file")
+    p.add_argument("--echo", action="store_true",
+                   help="show result, marker, dom0 and domU lines as they arrive")
+    p.add_argument("--echo-all", action="store_true",
+                   help="show the whole serial output as it arrives")
+    return p.parse_args()
+
+
+def read_expect(path):
+    names = []
+    with open(path) as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                names.append(line)
+    return names
+
+
+class Run:
+    """What the serial log said."""
+
+    def __init__(self):
+        self.reports = {}  # name -> list of (source, ok, why)
+        self.order = []
+        self.duplicates = []  # (source, name)
+        self.bails = []
+        self.panic = None
+        self.done_rc = None
+        self.t_init = None
+        self.t_toolstack = None
+        self.t_done = None
+
+    def feed(self, line, now):
+        m = RESULT_RE.search(line)
+        if m:
+            src = line[:m.start()].strip()
+            s = SOURCE_RE.search(src)
+            src = s.group(0) if s else "dom0"
+            name = m.group("name")
+            if name not in self.reports:
+                self.reports[name] = []
+                self.order.append(name)
+            if any(r[0] == src for r in self.reports[name]):
+                self.duplicates.append((src, name))
+            self.reports[name].append((src, m.group("res") == "ok", m.group("why") or ""))
+            return
+        m = BAIL_RE.search(line)
+        if m:
+            self.bails.append(line.strip())
+            return
+        m = DONE_RE.search(line)
+        if m:
+            if self.done_rc is None:
+                self.done_rc = int(m.group("rc"))
+                self.t_done = now
+            return
+        if self.t_init is None and INIT_RE.search(line):
+            self.t_init = now
+        elif self.t_toolstack is None and TOOLSTACK_RE.search(line):
+            self.t_toolstack = now
+        elif self.panic is None and (PANIC_RE.search(line) or LINUX_PANIC_RE.search(line)):
+            self.panic = line.strip()
+
+
+def echo(args, line):
+    if not (args.echo or args.echo_all):
+        return
+    if not line.strip():
+        return
+    if args.echo_all:
+        print(line, flush=True)
+    elif "Xen version" in line and "(XEN)" in line:
+        print(line[line.index("(XEN)"):], flush=True)
+    elif (ECHO_RE.search(line) or PANIC_RE.search(line) or LINUX_PANIC_RE.search(line)
+          or XEN_TROUBLE_RE.search(line)):
+        print(line, flush=True)
+
+
+def boot(args, run, log):
+    module = f"{args.vmlinux} {args.dom0_cmdline}".replace(",", ",,")
+    cmd = [
+        args.qemu, "-machine", "q35,accel=tcg", "-cpu", "qemu64,+rdrand",
+        "-m", str(args.memory), "-smp", "2", "-nographic", "-no-reboot",
+        "-kernel", args.xen, "-append", args.xen_cmdline,
+        # QEMU separates multiboot modules with ',' ("',,'" is a comma).
+        "-initrd", module + "," + args.initrd.replace(",", ",,"),
+    ]
+    log.write(("# " + shlex.join(cmd) + "\n").encode())
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    fd = proc.stdout.fileno()
+    pending = b""
+    deadline = t0 + args.timeout
+    grace = None
+    timed_out = False
+
+    def take(raw):
+        line = ESCAPE_RE.sub("", raw.decode("utf-8", "replace")).replace("\r", "")
+        run.feed(line, time.monotonic() - t0)
+        echo(args, line)
+
+    while True:
+        now = time.monotonic()
+        limit = deadline if grace is None else min(deadline, grace)
+        if now >= limit:
+            timed_out = grace is None
+            break
+        ready, _, _ = select.select([fd], [], [], min(0.5, limit - now))
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        log.write(chunk)
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            take(raw)
+        if grace is None:
+            if run.done_rc is not None:
+                grace = time.monotonic() + GRACE_AFTER_DONE
+            elif run.panic:
+                grace = time.monotonic() + GRACE_AFTER_PANIC
+    if pending:
+        take(pending)
+    try:
+        proc.wait(timeout=2 if not timed_out else 0.1)
+    except subprocess.TimeoutExpired:
+        pass
+    exited = proc.poll() is not None
+    if not exited:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return proc.returncode, time.monotonic() - t0, timed_out, exited
+
+
+def main():
+    args = parse_args()
+    expected = []
+    problems = []
+    if args.expect:
+        try:
+            expected = read_expect(args.expect)
+        except OSError as e:
+            problems.append(f"cannot read the expect file: {e}")
+        dup = sorted({n for n in expected if expected.count(n) > 1})
+        if dup:
+            problems.append(f"expect file lists names twice: {' '.join(dup)}")
+    for path, what in ((args.xen, "Xen image"), (args.vmlinux, "dom0 kernel"),
+                       (args.initrd, "dom0 initramfs")):
+        if not os.path.isfile(path):
+            print(f"multi: {what} {path} not found", file=sys.stderr)
+            return finish(args, 0, 1)
+    os.makedirs(args.results, exist_ok=True)
+    serial = os.path.join(args.results, f"{args.name}.serial")
+    run = Run()
+    with open(serial, "wb") as log:
+        rc, elapsed, timed_out, exited = boot(args, run, log)
+
+    passed = failed = 0
+    lines = []
+    names = list(expected) + [n for n in run.order if n not in expected]
+    for name in names:
+        reports = run.reports.get(name, [])
+        if not reports:
+            ok, why = False, "no result line"
+        else:
+            bad = [r for r in reports if not r[1]]
+            ok = not bad
+            why = "; ".join(f"{src}: {w}" if w else src for src, _, w in bad)
+        if name not in expected and expected:
+            why = (why + " " if why else "") + "(not in the expect file)"
+        passed += ok
+        failed += not ok
+        lines.append(f"{'PASS' if ok else 'FAIL'} {name}" + (f"  # {why}" if why else ""))
+    for src, name in run.duplicates:
+        problems.append(f"duplicate result for {name} from {src}")
+    for b in run.bails:
+        problems.append(f"bail out: {b}")
+    if run.panic:
+        problems.append(f"Xen or dom0 died: {run.panic}")
+    if timed_out:
+        problems.append(f"watchdog: no 'V4VD dom0 done' after {args.timeout:.0f} s")
+    elif run.done_rc is None:
+        problems.append(f"no 'V4VD dom0 done' line (QEMU exited early, status {rc})")
+    elif run.done_rc != 0:
+        problems.append(f"dom0 done with rc={run.done_rc}")
+    failed += len(problems)
+
+    for line in lines:
+        print(line)
+    for p in problems:
+        print(f"FAIL {p}")
+
+    def at(t):
+        return f"{t:.1f} s" if t is not None else "never"
+    how = "QEMU exited" if exited else "QEMU killed"
+    print(f"multi: dom0 /init at {at(run.t_init)}, toolstack up at {at(run.t_toolstack)}, "
+          f"dom0 done at {at(run.t_done)}, total {elapsed:.1f} s ({how}); "
+          f"serial log {serial}")
+    return finish(args, passed, failed)
+
+
+def finish(args, passed, failed):
+    if args.counts:
+        os.makedirs(os.path.dirname(os.path.abspath(args.counts)), exist_ok=True)
+        with open(args.counts, "w") as f:
+            f.write(f"{passed} {failed}\n")
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
