@@ -30,6 +30,7 @@ fmt-check:
 include mk/xen.mk
 include mk/guest.mk
 include mk/bench.mk
+include mk/v4vctl.mk
 include mk/dom0.mk
 
 # Benchmarks (not tests): the host copy-engine benchmark for now.

@@ -47,6 +47,12 @@ if ! rustup "+$TOOLCHAIN" target list --installed 2>/dev/null | grep -qx x86_64-
         --target x86_64-unknown-none >/dev/null
 fi
 
+# v4vctl (tools/v4vctl) is built as a static musl binary for the dom0 image.
+if ! rustup "+$TOOLCHAIN" target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+    log "rustup: target x86_64-unknown-linux-musl (static v4vctl)"
+    rustup "+$TOOLCHAIN" target add x86_64-unknown-linux-musl >/dev/null
+fi
+
 # --- Xen source (pinned Debian source package) ------------------------------
 mkdir -p "$CACHE"
 if [ ! -f "$CACHE/xen-src.stamp" ]; then
