@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEFAULT_XEN_CMDLINE = (
     "console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all "
-    "dom0_mem=64M,max:64M dom0_max_vcpus=1"
+    "dom0_mem=64M,max:64M dom0_max_vcpus=2"
 )
 
 LINE_RE = re.compile(

@@ -10,6 +10,7 @@
 use core::arch::global_asm;
 
 use crate::xen::hypercall;
+use crate::xen::vcpu::{TrapInfo, FLAT_KERNEL_CS};
 
 /// Bytes of the guest's own stack.
 pub const STACK_SIZE: usize = 64 * 1024;
@@ -158,23 +159,14 @@ unsafe extern "C" {
     static v4v_trap_19: u8;
 }
 
-/// `struct trap_info` of Xen's x86 public header.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct TrapInfo {
-    vector: u8,
-    flags: u8,
-    cs: u16,
-    address: u64,
-}
+/// Number of exception vectors the guest handles.
+pub const NR_TRAPS: usize = 15;
 
-/// Kernel code selector of a 64-bit PV guest (FLAT_KERNEL_CS64).
-const FLAT_KERNEL_CS64: u16 = 0xe033;
-const HYPERVISOR_SET_TRAP_TABLE: u32 = 0;
-
-/// Installs the exception handlers. Returns Xen's result (0 on success).
-pub fn install_trap_table() -> i64 {
-    let handlers: [(u8, *const u8); 15] = [
+/// The guest's exception handlers as `trap_info` entries, for
+/// `set_trap_table` on the boot vCPU and for the `trap_ctxt` of vCPUs
+/// started later (see `smp.rs`).
+pub fn trap_entries() -> [TrapInfo; NR_TRAPS] {
+    let handlers: [(u8, *const u8); NR_TRAPS] = [
         (0, &raw const v4v_trap_0),
         (1, &raw const v4v_trap_1),
         (3, &raw const v4v_trap_3),
@@ -191,21 +183,21 @@ pub fn install_trap_table() -> i64 {
         (17, &raw const v4v_trap_17),
         (19, &raw const v4v_trap_19),
     ];
-    let mut table = [TrapInfo {
-        vector: 0,
-        flags: 0,
-        cs: 0,
-        address: 0,
-    }; 16];
-    for (slot, (vector, addr)) in table.iter_mut().zip(handlers) {
-        *slot = TrapInfo {
-            vector,
-            // Privilege level 3 for #BP/#OF so `int3` reaches the handler.
-            flags: if vector == 3 || vector == 4 { 3 } else { 0 },
-            cs: FLAT_KERNEL_CS64,
-            address: addr as u64,
-        };
-    }
+    handlers.map(|(vector, addr)| TrapInfo {
+        vector,
+        // Privilege level 3 for #BP/#OF so `int3` reaches the handler.
+        flags: if vector == 3 || vector == 4 { 3 } else { 0 },
+        cs: FLAT_KERNEL_CS,
+        address: addr as u64,
+    })
+}
+
+const HYPERVISOR_SET_TRAP_TABLE: u32 = 0;
+
+/// Installs the exception handlers. Returns Xen's result (0 on success).
+pub fn install_trap_table() -> i64 {
+    let mut table = [TrapInfo::default(); NR_TRAPS + 1];
+    table[..NR_TRAPS].copy_from_slice(&trap_entries());
     // The last entry stays all-zero: it ends the table.
     // SAFETY: set_trap_table reads the zero-terminated array, which lives
     // on this stack for the whole call.
@@ -245,19 +237,21 @@ extern "C" fn trap_dump(frame: *const u64) -> ! {
         regs[16 + i] = word(rest + 1 + i);
     }
     let name = VECTOR_NAMES.get(vector).copied().unwrap_or("?");
-    // SAFETY: one vCPU; if the exception hit inside the console code, its
-    // lock holder will never run again.
-    unsafe { crate::console::force_unlock() };
+    if !crate::console::release_for_panic() {
+        crate::xen::sched::shutdown(crate::xen::sched::Reason::Crash);
+    }
+    let cpu = crate::smp::cpu_id();
     crate::println!(
-        "V4V guest: exception {} ({}) -- register dump:",
+        "V4V guest: exception {} ({}) on vCPU {} -- register dump:",
         vector,
-        name
+        name,
+        cpu
     );
     for (n, v) in SAVED.iter().chain(XEN.iter()).zip(regs.iter()) {
         crate::println!("  {:>6} = {:#018x}", n, v);
     }
     if vector == 14 {
-        if let Some(cr2) = crate::xen::event::fault_address() {
+        if let Some(cr2) = crate::xen::event::fault_address(cpu) {
             crate::println!("  {:>6} = {:#018x}", "cr2", cr2);
         }
     }

@@ -36,8 +36,8 @@ pub struct Console {
     console_io: bool,
 }
 
-// SAFETY: the guest runs on one vCPU; the raw ring pointer is only used
-// under the console lock.
+// SAFETY: the raw ring pointer is only used under the console lock, by
+// whichever vCPU holds it; the ring page is mapped for the domain's life.
 unsafe impl Send for Console {}
 
 static CONSOLE: spin::Mutex<Console> = spin::Mutex::new(Console {
@@ -56,7 +56,7 @@ pub fn init() {
     }
     // SAFETY: the console slot of the window is mapped only here.
     let mapped = unsafe { mm::map_window(mm::SLOT_CONSOLE, si.console_mfn) };
-    let mut c = CONSOLE.lock();
+    let mut c = lock();
     c.flush_line();
     if let Ok(page) = mapped {
         c.ring = Some(Ring {
@@ -166,29 +166,81 @@ impl Write for Console {
     }
 }
 
+/// vCPU holding [`CONSOLE`], plus one (0: nobody). Set right after taking
+/// the lock and cleared right before releasing it, so the panic path can
+/// tell a writer it interrupted on its own vCPU from one busy elsewhere.
+static OWNER: AtomicU32 = AtomicU32::new(0);
+
+/// Spins the panic path waits for another vCPU's writer to finish.
+const PANIC_WAIT_SPINS: u64 = 1 << 28;
+
+/// The console lock, with its holder recorded in [`OWNER`].
+struct Guard(spin::MutexGuard<'static, Console>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Runs before the inner guard releases the lock.
+        OWNER.store(0, Ordering::Release);
+    }
+}
+
+impl core::ops::Deref for Guard {
+    type Target = Console;
+    fn deref(&self) -> &Console {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for Guard {
+    fn deref_mut(&mut self) -> &mut Console {
+        &mut self.0
+    }
+}
+
+fn lock() -> Guard {
+    let g = CONSOLE.lock();
+    OWNER.store(crate::smp::cpu_id() + 1, Ordering::Release);
+    Guard(g)
+}
+
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
-    let _ = CONSOLE.lock().write_fmt(args);
+    let _ = lock().write_fmt(args);
 }
 
 /// Writes out a partial line and waits until the console ring is drained.
 pub fn flush() {
-    let mut c = CONSOLE.lock();
+    let mut c = lock();
     c.flush_line();
     if let Some(ring) = &c.ring {
         ring.drain();
     }
 }
 
-/// Frees the console lock if a panic interrupted a writer.
+/// Makes the console usable for a panic or exception report, which never
+/// returns to the code it interrupted. Returns false when another vCPU
+/// kept the lock for the whole wait (the caller should not print).
 ///
-/// # Safety
-/// Only for the panic path of this single-vCPU guest.
-pub unsafe fn force_unlock() {
-    if CONSOLE.is_locked() {
-        // SAFETY: forwarded to the caller's contract: nothing else runs.
+/// If this vCPU holds the lock, the writer was interrupted here and never
+/// resumes, so the lock is freed. If another vCPU holds it, that writer is
+/// live (vCPUs are only downed outside the lock, and a writer that faults
+/// takes this path on its own vCPU) and gets a bounded time to finish.
+pub fn release_for_panic() -> bool {
+    if OWNER.load(Ordering::Acquire) == crate::smp::cpu_id() + 1 {
+        // SAFETY: the holder is the interrupted code on this vCPU, which
+        // never runs again (panics abort, exceptions crash the domain);
+        // its guard and borrow of the console are dead.
         unsafe { CONSOLE.force_unlock() };
+        OWNER.store(0, Ordering::Release);
+        return true;
     }
+    for _ in 0..PANIC_WAIT_SPINS {
+        if !CONSOLE.is_locked() {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    false
 }
 
 #[macro_export]

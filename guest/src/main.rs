@@ -14,6 +14,7 @@ mod cmdline;
 mod console;
 mod demo;
 mod heap;
+mod smp;
 mod tests;
 mod v4v;
 mod xen;
@@ -26,6 +27,7 @@ extern "C" fn start(si: *const StartInfo) -> ! {
     // SAFETY: `si` is what Xen passed in rsi at entry.
     unsafe { start_info::set(si) };
     let si = start_info::get();
+    let percpu = smp::init();
     heap::init();
     let shared = xen::event::map_shared_info();
     console::init();
@@ -50,6 +52,9 @@ extern "C" fn start(si: *const StartInfo) -> ! {
     }
     if traps != 0 {
         println!("V4V test guest: set_trap_table failed: {}", traps);
+    }
+    if percpu != 0 {
+        println!("V4V test guest: per-vCPU GS base failed: {}", percpu);
     }
 
     let cmd = cmdline::CmdLine::parse(si.cmd_line_str());
@@ -82,16 +87,20 @@ extern "C" fn start(si: *const StartInfo) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    // SAFETY: a single vCPU runs this guest; nothing else can hold the lock.
-    unsafe { console::force_unlock() };
+    if !console::release_for_panic() {
+        // Another vCPU's writer never let go: end without a report.
+        sched::shutdown(Reason::Crash);
+    }
+    let cpu = smp::cpu_id();
     match info.location() {
         Some(l) => println!(
-            "V4VT bail out! panic at {}:{}: {}",
+            "V4VT bail out! panic on vCPU {} at {}:{}: {}",
+            cpu,
             l.file(),
             l.line(),
             info.message()
         ),
-        None => println!("V4VT bail out! panic: {}", info.message()),
+        None => println!("V4VT bail out! panic on vCPU {}: {}", cpu, info.message()),
     }
     sched::crash()
 }

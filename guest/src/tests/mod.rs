@@ -18,6 +18,7 @@
 mod notify;
 mod register;
 mod send;
+mod smp;
 mod viptables;
 
 use alloc::format;
@@ -227,6 +228,7 @@ fn all_tests() -> impl Iterator<Item = &'static Test> {
         .chain(send::TESTS)
         .chain(notify::TESTS)
         .chain(viptables::TESTS)
+        .chain(smp::TESTS)
 }
 
 /// Runs the selected tests and prints the plan, one line per test, and

@@ -60,7 +60,8 @@ pub fn test_and_clear(port: u32) -> bool {
 }
 
 /// Clears vCPU 0's upcall-pending flag and selector (nobody consumes them:
-/// upcalls stay masked).
+/// upcalls stay masked). Ports are only bound to vCPU 0; other vCPUs may
+/// call this too (the stores are atomic and idempotent).
 fn clear_vcpu0_summary() {
     let Some(base) = shared_info() else {
         return;
@@ -73,12 +74,37 @@ fn clear_vcpu0_summary() {
     }
 }
 
-/// vCPU 0's last page-fault address (`arch.cr2`), once shared info is
-/// mapped.
-pub fn fault_address() -> Option<u64> {
-    let base = shared_info()?;
-    // SAFETY: arch.cr2 of vcpu_info[0] is an aligned u64 at byte 16.
-    Some(unsafe { base.add(16).cast::<u64>().read_volatile() })
+/// Number of `vcpu_info` slots in the shared info page.
+const SHARED_VCPU_INFOS: u32 = 32;
+const VCPU_INFO_SIZE: usize = 64;
+
+/// vCPU `cpu`'s `vcpu_info` in the shared info page, once it is mapped.
+fn vcpu_info(cpu: u32) -> Option<*mut u8> {
+    if cpu >= SHARED_VCPU_INFOS {
+        return None;
+    }
+    // SAFETY: cpu < 32, so the slot lies inside the mapped page.
+    Some(unsafe { shared_info()?.add(cpu as usize * VCPU_INFO_SIZE) })
+}
+
+/// vCPU `cpu`'s last page-fault address (`arch.cr2`), once shared info
+/// is mapped.
+pub fn fault_address(cpu: u32) -> Option<u64> {
+    let info = vcpu_info(cpu)?;
+    // SAFETY: arch.cr2 of a vcpu_info is an aligned u64 at byte 16.
+    Some(unsafe { info.add(16).cast::<u64>().read_volatile() })
+}
+
+/// Sets vCPU `cpu`'s `evtchn_upcall_mask` (for a vCPU about to start:
+/// the guest has no event callback). False if it has no slot here.
+pub fn mask_upcalls(cpu: u32) -> bool {
+    let Some(info) = vcpu_info(cpu) else {
+        return false;
+    };
+    // SAFETY: evtchn_upcall_mask is byte 1 of the vcpu_info; Xen reads
+    // and writes it as a byte too.
+    unsafe { AtomicU8::from_ptr(info.add(1)).store(1, Ordering::SeqCst) };
+    true
 }
 
 /// `EVTCHNOP_bind_virq` on `vcpu`: returns the local port.
