@@ -441,6 +441,21 @@ impl Ring {
     /// the ring is empty; `Err` when the ring contents break the ABI.
     pub fn recv(&mut self) -> Result<Option<Message>, alloc::string::String> {
         let rx = self.rx_ptr();
+        let mut payload = Vec::new();
+        Ok(self.recv_into(&mut payload)?.map(|header| Message {
+            header,
+            payload,
+            offset: rx,
+        }))
+    }
+
+    /// As [`Ring::recv`], with the payload copied into `payload` (resized
+    /// to fit; reusing one buffer saves an allocation per message).
+    pub fn recv_into(
+        &mut self,
+        payload: &mut Vec<u8>,
+    ) -> Result<Option<MessageHeader>, alloc::string::String> {
+        let rx = self.rx_ptr();
         let tx = self.tx_ptr();
         if rx == tx {
             return Ok(None);
@@ -459,17 +474,13 @@ impl Ring {
             return Err(alloc::format!("message at {rx}: bad len {mlen}"));
         }
         let plen = mlen as usize - MESSAGE_HEADER_SIZE;
-        let mut payload = vec![0u8; plen];
+        payload.resize(plen, 0);
         if plen > 0 {
-            self.read_data((rx + 16) % self.len, &mut payload);
+            self.read_data((rx + 16) % self.len, payload);
         }
         let next = (rx as u64 + 16 + roundup(plen as u64)) % self.len as u64;
         self.set_rx_ptr(next as u32);
-        Ok(Some(Message {
-            header,
-            payload,
-            offset: rx,
-        }))
+        Ok(Some(header))
     }
 }
 

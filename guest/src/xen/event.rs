@@ -27,7 +27,8 @@ pub fn map_shared_info() -> Result<(), i64> {
     Ok(())
 }
 
-fn shared_info() -> Option<*mut u8> {
+/// The mapped shared info page, once [`map_shared_info`] has run.
+pub fn shared_info() -> Option<*mut u8> {
     let p = SHARED_INFO.load(Ordering::Acquire);
     (!p.is_null()).then_some(p)
 }

@@ -6,6 +6,7 @@ pub mod hypercall;
 pub mod mm;
 pub mod sched;
 pub mod start_info;
+pub mod time;
 pub mod vcpu;
 
 /// Hypercall numbers (Xen public `xen.h`).

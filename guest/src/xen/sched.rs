@@ -39,3 +39,25 @@ pub fn crash() -> ! {
     crate::console::flush();
     shutdown(Reason::Crash)
 }
+
+const SCHEDOP_POLL: u64 = 3;
+
+/// Blocks until one of `ports` is pending or Xen system time reaches
+/// `deadline_ns` (0: no deadline). Works with upcalls masked, which is
+/// how this guest runs. Returns Xen's result (0, or a negative errno).
+pub fn poll(ports: &[u32], deadline_ns: u64) -> i64 {
+    #[repr(C)]
+    struct SchedPoll {
+        ports: u64,
+        nr_ports: u32,
+        timeout: u64,
+    }
+    let arg = SchedPoll {
+        ports: ports.as_ptr() as u64,
+        nr_ports: ports.len() as u32,
+        timeout: deadline_ns,
+    };
+    // SAFETY: `arg` is a live `struct sched_poll` whose port array lives
+    // across the call; Xen only reads both.
+    unsafe { hypercall::hypercall2(nr::SCHED_OP, SCHEDOP_POLL, &raw const arg as u64) }
+}
