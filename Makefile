@@ -32,6 +32,7 @@ include mk/guest.mk
 include mk/bench.mk
 include mk/v4vctl.mk
 include mk/dom0.mk
+include mk/scenarios.mk
 
 # Benchmarks (not tests): the host copy-engine benchmark for now.
 bench: bench-host

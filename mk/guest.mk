@@ -2,12 +2,12 @@
 #
 #   make guest       build the guest ELF (incremental)
 #   make boot-test   boot Xen + the guest as dom0 in `tests` mode, judge it
-#   make run         set up, build Xen and the guest, boot the `demo` mode
+#   (make run and make run-dom0 are in mk/scenarios.mk)
 #
 # XEN_IMAGE is the multiboot Xen image QEMU boots; BOOT_XEN_DEP the target
 # that builds it (empty: boot whatever XEN_IMAGE names, e.g. the unpatched
 # one that `make xen-stock` builds for harness bring-up).
-.PHONY: guest boot-test run xen-stock boot-test-stock guest-clippy
+.PHONY: guest boot-test xen-stock boot-test-stock guest-clippy
 
 GUEST_TRIPLE := x86_64-unknown-none
 GUEST_TARGET_DIR := $(BUILD)/target-guest
@@ -32,10 +32,6 @@ guest-clippy: setup
 boot-test: guest $(BOOT_XEN_DEP)
 	@mkdir -p $(RESULTS)
 	$(BOOT) --mode tests --name boot-dom0 --counts $(RESULTS)/boot.counts
-
-run: setup $(BOOT_XEN_DEP) guest
-	@mkdir -p $(RESULTS)
-	$(BOOT) --mode demo --name run-demo --echo
 
 # An unpatched Xen (hypercall 43 answers -ENOSYS), for bringing up the guest
 # and the harness without the engine.

@@ -12,6 +12,8 @@ line, from dom0 itself or from a domU (then prefixed ``(dN) `` by Xen, or
     V4VT ok 3 NAME                (the numbered form is accepted too)
     V4VT bail out! REASON         (a guest gave up: a failure)
     V4VD dom0 done rc=N           (dom0's last word; rc must be 0)
+    V4VD figure NAME VALUE        (a number for the report, e.g. how many
+                                   bad calls the hostile guest made)
 
 ``--expect FILE`` lists the names that must report ``ok`` (one a line,
 ``#`` starts a comment). A run fails for each expected name that is
@@ -53,6 +55,9 @@ BAIL_RE = re.compile(r"V4VT bail out!\s*(?P<why>.*?)\s*$")
 DONE_RE = re.compile(r"V4VD dom0 done rc=(?P<rc>-?\d+)")
 INIT_RE = re.compile(r"V4VD dom0 init at")
 TOOLSTACK_RE = re.compile(r"V4VD dom0 toolstack up")
+# A number a scenario wants in the report (e.g. the hostile guest's count
+# of bad calls): `V4VD figure NAME VALUE`.
+FIGURE_RE = re.compile(r"V4VD figure (?P<name>\S+) (?P<value>\S+)")
 # Where a result came from: a domU mirrored by Xen, a domU log printed by
 # dom0, or dom0 itself.
 SOURCE_RE = re.compile(r"\(d\d+\)|\[[^\]]+\]")
@@ -116,6 +121,7 @@ class Run:
         self.t_init = None
         self.t_toolstack = None
         self.t_done = None
+        self.figures = {}
 
     def feed(self, line, now):
         m = RESULT_RE.search(line)
@@ -134,6 +140,10 @@ class Run:
         m = BAIL_RE.search(line)
         if m:
             self.bails.append(line.strip())
+            return
+        m = FIGURE_RE.search(line)
+        if m:
+            self.figures[m.group("name")] = m.group("value")
             return
         m = DONE_RE.search(line)
         if m:
@@ -281,6 +291,9 @@ def main():
         print(line)
     for p in problems:
         print(f"FAIL {p}")
+
+    for name, value in run.figures.items():
+        print(f"multi: {name} = {value}")
 
     def at(t):
         return f"{t:.1f} s" if t is not None else "never"

@@ -14,6 +14,7 @@ mod cmdline;
 mod console;
 mod demo;
 mod heap;
+mod scenario;
 mod smp;
 mod tests;
 mod v4v;
@@ -61,6 +62,7 @@ extern "C" fn start(si: *const StartInfo) -> ! {
     match cmd.mode() {
         "tests" => tests::run(&cmd),
         "demo" => demo::run(&cmd),
+        "scenario" => scenario::run(&cmd),
         // Harness self-checks: an exception, a panic, a guest that hangs.
         "fault" => {
             println!("V4VT plan 1");

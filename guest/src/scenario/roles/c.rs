@@ -1,0 +1,108 @@
+//! Role `c`: the second sender. It is the stranger of the partner test
+//! (a ring reserved for `a` must refuse it, even when it lies about who
+//! it is), checks that a domU may not touch viptables, and sends with
+//! both vCPUs in the concurrency phase.
+
+use v4v_abi::{errno, Addr, ViptablesRule, DOMID_ANY, PORT_ANY, PROTO_DGRAM};
+
+use super::super::{expect_rc, port, report, Node};
+use super::send_on_both_vcpus;
+use crate::println;
+use crate::v4v;
+
+pub fn run(mut n: Node) {
+    let (a, b) = (n.cast.a, n.cast.b);
+    if let Err(e) = n.hear(b, "ready") {
+        println!("V4VT bail out! c: {e}");
+        return;
+    }
+    let dst = Addr {
+        port: port::PARTNER,
+        domain: b,
+    };
+    report(
+        "partner.c-refused",
+        expect_rc(
+            v4v::send(&n.addr(port::SENDER), &dst, b"intruder", PROTO_DGRAM),
+            -errno::ENOTCONN,
+            "c sending to the ring reserved for a",
+        )
+        .and_then(|_| {
+            expect_rc(
+                v4v::send(
+                    &Addr {
+                        port: port::SENDER,
+                        domain: DOMID_ANY,
+                    },
+                    &dst,
+                    b"intruder",
+                    PROTO_DGRAM,
+                ),
+                -errno::ENOTCONN,
+                "the same with src.domain = ANY",
+            )
+        }),
+    );
+    report(
+        "partner.c-cannot-pose-as-a",
+        expect_rc(
+            v4v::send(
+                &Addr {
+                    port: port::SENDER,
+                    domain: a,
+                },
+                &dst,
+                b"i am a",
+                PROTO_DGRAM,
+            ),
+            -errno::EPERM,
+            "c sending with src.domain = a",
+        ),
+    );
+    let _ = n.tell(b, "partner-done");
+
+    let rule = ViptablesRule {
+        src: Addr {
+            port: PORT_ANY,
+            domain: DOMID_ANY,
+        },
+        dst: Addr {
+            port: PORT_ANY,
+            domain: DOMID_ANY,
+        },
+        accept: 1,
+    };
+    report(
+        "viptables.domu-denied",
+        expect_rc(
+            v4v::viptables_add(&rule, 0),
+            -errno::EPERM,
+            "viptables_add from a domU",
+        )
+        .and_then(|_| {
+            expect_rc(
+                v4v::viptables_del(None, -1),
+                -errno::EPERM,
+                "viptables flush from a domU",
+            )
+        })
+        .and_then(|_| {
+            expect_rc(
+                v4v::viptables_list(0).0,
+                -errno::EPERM,
+                "viptables_list from a domU",
+            )
+        }),
+    );
+
+    let r = n
+        .hear(b, "conc-go")
+        .and_then(|_| send_on_both_vcpus(n.me, b, n.virq));
+    if let Ok((x, y)) = &r {
+        println!(
+            "c: concurrency: vCPU 0 sent {} ({} waits), vCPU 1 sent {} ({} waits)",
+            x.count, x.eagain, y.count, y.eagain
+        );
+    }
+    report("concurrency.c-sent", r.map(|_| ()));
+}

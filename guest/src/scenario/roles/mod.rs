@@ -1,0 +1,105 @@
+//! The scripts of the scenario roles, phase by phase. `b` paces the run:
+//! each phase starts when `b` tells the senders its tag, and ends when the
+//! senders tell `b` theirs.
+
+pub mod a;
+pub mod b;
+pub mod c;
+
+use alloc::format;
+use alloc::string::String;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use v4v_abi::{Addr, DOMID_ANY};
+
+use super::port;
+use super::traffic::{self, Sent};
+use crate::smp;
+use crate::xen::{sched, time};
+
+/// Messages each vCPU sends in the concurrency phase.
+pub const CONC_MESSAGES: u32 = 1500;
+/// Largest payload of the concurrency phase.
+pub const CONC_MAX: usize = 2048;
+
+/// Stream id of vCPU `cpu` of domain `dom` in the concurrency phase.
+pub fn conc_stream(dom: u16, cpu: u32) -> u32 {
+    ((dom as u32) << 8) | cpu
+}
+
+/// Sleeps for `ms` milliseconds (blocked in Xen, not spinning).
+pub fn sleep_ms(ms: u64) {
+    let deadline = time::deadline_ms(ms);
+    while !time::passed(deadline) {
+        sched::poll(&[], deadline);
+    }
+}
+
+// Parameters of the vCPU-1 sender: `smp::start` runs a plain `fn()`.
+static CONC_DST: AtomicU32 = AtomicU32::new(0);
+static CONC_ME: AtomicU32 = AtomicU32::new(0);
+static CONC_VIRQ: AtomicU32 = AtomicU32::new(0);
+static CONC_RESULT: spin::Mutex<Option<Result<Sent, String>>> = spin::Mutex::new(None);
+
+/// What vCPU `cpu` sends in the concurrency phase: its own stream, from
+/// its own source port, to `dst`'s concurrency ring.
+fn conc_send(cpu: u32) -> Result<Sent, String> {
+    let me = CONC_ME.load(Ordering::Acquire) as u16;
+    let dst = Addr {
+        port: port::CONCURRENCY,
+        domain: CONC_DST.load(Ordering::Acquire) as u16,
+    };
+    let src = Addr {
+        port: port::SENDER + cpu,
+        domain: DOMID_ANY,
+    };
+    let virq = CONC_VIRQ.load(Ordering::Acquire);
+    let id = conc_stream(me, cpu);
+    let mut buf = alloc::vec::Vec::new();
+    let mut s = Sent::default();
+    let deadline = time::deadline_ms(300_000);
+    for seq in 0..CONC_MESSAGES {
+        let n = traffic::build(id, seq, CONC_MAX, &mut buf);
+        traffic::send_one(
+            virq,
+            &src,
+            &dst,
+            &buf,
+            seq % 5 == 4,
+            deadline,
+            &mut s.eagain,
+        )
+        .map_err(|e| format!("vCPU {cpu} message {seq}: {e}"))?;
+        s.count += 1;
+        s.bytes += n as u64;
+    }
+    let mut end = [0u8; 12];
+    end[0..4].copy_from_slice(&s.count.to_le_bytes());
+    end[4..12].copy_from_slice(&s.bytes.to_le_bytes());
+    traffic::send_with_retry(virq, deadline, &mut s.eagain, || {
+        crate::v4v::send(&src, &dst, &end, traffic::PROTO_END)
+    })
+    .map_err(|e| format!("vCPU {cpu} end message: {e}"))?;
+    Ok(s)
+}
+
+fn conc_vcpu1() {
+    let r = conc_send(1);
+    *CONC_RESULT.lock() = Some(r);
+}
+
+/// Sends the concurrency phase's two streams at once, one per vCPU.
+pub fn send_on_both_vcpus(me: u16, dst: u16, virq: u32) -> Result<(Sent, Sent), String> {
+    CONC_DST.store(dst as u32, Ordering::Release);
+    CONC_ME.store(me as u32, Ordering::Release);
+    CONC_VIRQ.store(virq, Ordering::Release);
+    *CONC_RESULT.lock() = None;
+    smp::start(1, conc_vcpu1).map_err(|rc| format!("starting vCPU 1: {rc}"))?;
+    let mine = conc_send(0);
+    smp::join(1);
+    let other = CONC_RESULT
+        .lock()
+        .take()
+        .unwrap_or_else(|| Err("vCPU 1 left no result".into()));
+    Ok((mine?, other?))
+}
