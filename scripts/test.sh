@@ -49,6 +49,7 @@ stage disasm make --no-print-directory disasm-check
 stage guest make --no-print-directory guest
 stage guest-clippy make --no-print-directory guest-clippy
 stage boot make --no-print-directory boot-test
+stage multi make --no-print-directory multi-test
 
 echo
 echo "=== summary"

@@ -3,9 +3,9 @@
 //! the ABI promises, and counts them:
 //!
 //! - garbage and hypervisor pointers in every pointer argument;
-//! - frames that are not its own writable RAM (other domains' frames, its
-//!   own page tables), the same frame twice in one ring, two rings on the
-//!   same frames;
+//! - frames that are not its own writable RAM (a frame of `b`'s ring that
+//!   `b` hands it, frames of Xen or dom0, its own page tables), the same
+//!   frame twice in one ring, two rings on the same frames;
 //! - ring and message lengths at every boundary, huge iov and notify
 //!   entry counts, unknown commands;
 //! - `rx_ptr` rewritten by vCPU 1 while vCPU 0 sends into the ring, with
@@ -131,7 +131,7 @@ fn unregister_port(pages: &Pages, port: u32, len: u32) -> i64 {
 }
 
 /// The cheap items, run every round.
-fn battery(t: &mut Tally, n: &Node, own: &Ring) {
+fn battery(t: &mut Tally, n: &Node, own: &Ring, foreign: u64) {
     let me = n.me;
     let src = n.addr(port::SENDER);
     let dst_own = own.addr();
@@ -232,10 +232,12 @@ fn battery(t: &mut Tally, n: &Node, own: &Ring) {
         &[EINVAL],
     );
 
-    // Frames that are not ours or not writable RAM.
+    // Frames that are not ours or not writable RAM: b's ring frame, low
+    // frames of Xen or dom0, frames beyond RAM, our own top-level page
+    // table (Xen owns its type: it can never be a writable page).
     let si = start_info::get();
     let pt = mm::bootstrap_mfn(si.pt_base).unwrap_or(0);
-    for f in [0u64, 1, 0x100, 0xf_ffff_ffff, u64::MAX, pt] {
+    for f in [foreign, 0u64, 1, 0x100, 0xf_ffff_ffff, u64::MAX, pt] {
         t.check(
             &format!("register: foreign, absent or page-table frame {f:#x}"),
             register_with(&p, 0x9000, 256, &[f], 1),
@@ -647,10 +649,14 @@ fn rx_race(t: &mut Tally, n: &Node, verbose: bool) {
 
 pub fn run(mut n: Node) {
     let b = n.cast.b;
-    if let Err(e) = n.hear_within(b, "hostile-go", 1_200_000) {
-        println!("V4VT bail out! h: {e}");
-        return;
-    }
+    // b sends one of its ring frames along: a frame of another live domain.
+    let foreign = match n.hear_within(b, "hostile-go", 1_200_000) {
+        Ok(rest) => rest.parse::<u64>().unwrap_or(0),
+        Err(e) => {
+            println!("V4VT bail out! h: {e}");
+            return;
+        }
+    };
     let t0 = time::now_ns();
     let mut t = Tally {
         calls: 0,
@@ -668,7 +674,7 @@ pub fn run(mut n: Node) {
     let mut rounds = 0u32;
     loop {
         rounds += 1;
-        battery(&mut t, &n, &own);
+        battery(&mut t, &n, &own, foreign);
         overlaps(&mut t, &n);
         rx_race(&mut t, &n, rounds == 1);
         // Keep the target ring drained so that sends keep hitting checks.

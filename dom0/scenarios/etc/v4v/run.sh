@@ -73,6 +73,15 @@ if wait_log a 'V4VD mark vip-a-ready' 900; then
         fi
         echo "dom0: v4vctl send $B:15 'hello from dom0'"
         check v4vctl.send-from-dom0 v4vctl send "$B:15" "hello from dom0"
+        # notify from dom0: b's ring exists, port 999 of b does not.
+        yes=$(v4vctl notify "$B:15" --space 16 2>&1); no=$(v4vctl notify "$B:999" 2>&1)
+        echo "dom0: v4vctl notify $B:15 --space 16 -> $yes"
+        echo "dom0: v4vctl notify $B:999 -> $no"
+        if echo "$yes" | grep -q "EXISTS" && ! echo "$no" | grep -q "EXISTS"; then
+            result ok v4vctl.notify-reports-flags
+        else
+            result fail v4vctl.notify-reports-flags "$yes / $no"
+        fi
     fi
 fi
 

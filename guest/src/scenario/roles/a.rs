@@ -211,13 +211,11 @@ fn flow(n: &mut Node) {
     report(
         "flow.notify-flags-drained",
         (|| {
+            // b took all three messages before its notify.
             let (f, mms) = query(dst, FLOW_MSG as u32)?;
-            if !f.contains(RingDataFlags::EXISTS | RingDataFlags::SUFFICIENT)
-                || f.contains(RingDataFlags::PENDING)
-            {
-                return Err(format!(
-                    "flags {f:?}, want EXISTS|SUFFICIENT without PENDING"
-                ));
+            let want = RingDataFlags::EXISTS | RingDataFlags::SUFFICIENT | RingDataFlags::EMPTY;
+            if f != want {
+                return Err(format!("flags {f:?}, want {want:?}"));
             }
             if mms != max {
                 return Err(format!("max_message_size {mms}, want {max}"));

@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use v4v_abi::{DOMID_ANY, PROTO_DGRAM};
+use v4v_abi::{MessageHeader, DOMID_ANY, PROTO_DGRAM};
 
 use super::super::traffic::{self, fill, verify, PROTO_END};
 use super::super::{mark, port, report, wait_virq, Node};
@@ -162,7 +162,9 @@ pub fn run(mut n: Node) {
         (|| {
             // The hostile guest first does its heavy items, then keeps
             // making bad calls in rounds for as long as a's traffic runs.
-            n.tell(n.cast.h, "hostile-go")?;
+            // It gets one of our ring frames, to try to register as its own.
+            let frame = r.volume.pages().mfn(0);
+            n.tell(n.cast.h, &format!("hostile-go {frame}"))?;
             n.hear_within(n.cast.h, "hostile-running", 300_000)?;
             n.tell(a, "hostile-go")?;
             let got = traffic::recv_stream(&n, &mut r.volume, a, HOSTILE_STREAM, 65536, 600_000)?;
@@ -212,12 +214,25 @@ fn flow(n: &mut Node, ring: &mut Ring, buf: &mut Vec<u8>) {
         (|| {
             n.tell(a, "flow-go")?;
             n.hear(a, "flow-full")?;
-            // Drain what is there, then notify: a was queued and must wake.
-            for seq in 0..FLOW_TOTAL {
-                let h = next(n, ring, buf, 60_000)?;
+            // a filled the ring (three messages) and is queued. Take all
+            // three before the one notify that must wake it, so that it
+            // finds the ring EMPTY; after that, notify after each message.
+            let check = |seq: u32, h: MessageHeader, buf: &Vec<u8>| {
                 if { h.source }.domain != a || buf.len() != FLOW_MSG || *buf != flow_msg(seq) {
                     return Err(format!("flow message {seq} is not a's message {seq}"));
                 }
+                Ok(())
+            };
+            for seq in 0..3 {
+                let h = ring
+                    .recv_into(buf)?
+                    .ok_or_else(|| format!("flow message {seq} missing from the full ring"))?;
+                check(seq, h, buf)?;
+            }
+            v4v::notify_all();
+            for seq in 3..FLOW_TOTAL {
+                let h = next(n, ring, buf, 60_000)?;
+                check(seq, h, buf)?;
             }
             n.hear(a, "flow-done")?;
             println!("b: flow control: {FLOW_TOTAL} messages in order");
