@@ -160,23 +160,35 @@ pub struct Sent {
     pub eagain: u32,
 }
 
-/// Sends stream `id` from `src` to `dst` until at least `total` payload
-/// bytes went out (messages capped at `max` bytes), then the end message.
-/// Every third message goes as a three-piece `sendv`. Full ring: wait for
-/// VIRQ_V4V (with a short timeout, and retry).
+/// How long a stream goes on.
+#[derive(Debug, Clone, Copy)]
+pub enum Until {
+    /// At least this many payload bytes.
+    Bytes(u64),
+    /// Exactly this many messages.
+    Messages(u32),
+}
+
+/// Sends stream `id` from `src` to `dst` until `until` (messages capped
+/// at `max` bytes), then the end message. Every third message goes as a
+/// three-piece `sendv`. Full ring: wait for VIRQ_V4V (with a short
+/// timeout, and retry).
 pub fn send_stream(
     virq: u32,
     src: &Addr,
     dst: &Addr,
     id: u32,
-    total: u64,
+    until: Until,
     max: usize,
     ms: u64,
 ) -> Result<Sent, String> {
     let deadline = time::deadline_ms(ms);
     let mut buf = Vec::new();
     let mut s = Sent::default();
-    while s.bytes < total {
+    while match until {
+        Until::Bytes(b) => s.bytes < b,
+        Until::Messages(m) => s.count < m,
+    } {
         let n = build(id, s.count, max, &mut buf);
         send_one(
             virq,

@@ -7,9 +7,9 @@ use alloc::vec;
 
 use v4v_abi::{errno, Addr, RingDataFlags, PROTO_DGRAM};
 
-use super::super::traffic::{self, fill};
+use super::super::traffic::{self, fill, Until};
 use super::super::{expect_rc, mark, port, query, report, wait_virq, Node};
-use super::{send_on_both_vcpus, sleep_ms};
+use super::{concurrency_phase, sleep_ms};
 use crate::println;
 use crate::tests::rc_name;
 use crate::v4v;
@@ -92,16 +92,7 @@ pub fn run(mut n: Node) {
     volume(&mut n);
 
     // Concurrency: both vCPUs at once, next to `c`'s two.
-    let r = n
-        .hear(b, "conc-go")
-        .and_then(|_| send_on_both_vcpus(n.me, b, n.virq));
-    if let Ok((x, y)) = &r {
-        println!(
-            "a: concurrency: vCPU 0 sent {} ({} waits), vCPU 1 sent {} ({} waits)",
-            x.count, x.eagain, y.count, y.eagain
-        );
-    }
-    report("concurrency.a-sent", r.map(|_| ()));
+    concurrency_phase(&mut n, "a");
 
     viptables(&mut n);
 
@@ -112,7 +103,7 @@ pub fn run(mut n: Node) {
             &src,
             &to(port::VOLUME),
             HOSTILE_STREAM,
-            HOSTILE_BYTES,
+            Until::Bytes(HOSTILE_BYTES),
             65536,
             600_000,
         )
@@ -259,7 +250,7 @@ fn volume(n: &mut Node) {
                 domain: b,
             },
             VOLUME_STREAM,
-            VOLUME_BYTES,
+            Until::Bytes(VOLUME_BYTES),
             65536,
             900_000,
         )?;
@@ -442,7 +433,7 @@ fn teardown(n: &mut Node) {
             &src,
             &new,
             TEARDOWN_NEW_STREAM,
-            1 << 20,
+            Until::Bytes(1 << 20),
             TEARDOWN_MAX,
             300_000,
         )?;

@@ -6,7 +6,7 @@
 use v4v_abi::{errno, Addr, ViptablesRule, DOMID_ANY, PORT_ANY, PROTO_DGRAM};
 
 use super::super::{expect_rc, port, report, Node};
-use super::send_on_both_vcpus;
+use super::concurrency_phase;
 use crate::println;
 use crate::v4v;
 
@@ -95,14 +95,5 @@ pub fn run(mut n: Node) {
         }),
     );
 
-    let r = n
-        .hear(b, "conc-go")
-        .and_then(|_| send_on_both_vcpus(n.me, b, n.virq));
-    if let Ok((x, y)) = &r {
-        println!(
-            "c: concurrency: vCPU 0 sent {} ({} waits), vCPU 1 sent {} ({} waits)",
-            x.count, x.eagain, y.count, y.eagain
-        );
-    }
-    report("concurrency.c-sent", r.map(|_| ()));
+    concurrency_phase(&mut n, "c");
 }

@@ -13,7 +13,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use v4v_abi::{Addr, DOMID_ANY};
 
 use super::port;
-use super::traffic::{self, Sent};
+use super::traffic::{self, Sent, Until};
+use super::Node;
+use crate::println;
 use crate::smp;
 use crate::xen::{sched, time};
 
@@ -53,34 +55,16 @@ fn conc_send(cpu: u32) -> Result<Sent, String> {
         port: port::SENDER + cpu,
         domain: DOMID_ANY,
     };
-    let virq = CONC_VIRQ.load(Ordering::Acquire);
-    let id = conc_stream(me, cpu);
-    let mut buf = alloc::vec::Vec::new();
-    let mut s = Sent::default();
-    let deadline = time::deadline_ms(300_000);
-    for seq in 0..CONC_MESSAGES {
-        let n = traffic::build(id, seq, CONC_MAX, &mut buf);
-        traffic::send_one(
-            virq,
-            &src,
-            &dst,
-            &buf,
-            seq % 5 == 4,
-            deadline,
-            &mut s.eagain,
-        )
-        .map_err(|e| format!("vCPU {cpu} message {seq}: {e}"))?;
-        s.count += 1;
-        s.bytes += n as u64;
-    }
-    let mut end = [0u8; 12];
-    end[0..4].copy_from_slice(&s.count.to_le_bytes());
-    end[4..12].copy_from_slice(&s.bytes.to_le_bytes());
-    traffic::send_with_retry(virq, deadline, &mut s.eagain, || {
-        crate::v4v::send(&src, &dst, &end, traffic::PROTO_END)
-    })
-    .map_err(|e| format!("vCPU {cpu} end message: {e}"))?;
-    Ok(s)
+    traffic::send_stream(
+        CONC_VIRQ.load(Ordering::Acquire),
+        &src,
+        &dst,
+        conc_stream(me, cpu),
+        Until::Messages(CONC_MESSAGES),
+        CONC_MAX,
+        300_000,
+    )
+    .map_err(|e| format!("vCPU {cpu}: {e}"))
 }
 
 fn conc_vcpu1() {
@@ -102,4 +86,20 @@ pub fn send_on_both_vcpus(me: u16, dst: u16, virq: u32) -> Result<(Sent, Sent), 
         .take()
         .unwrap_or_else(|| Err("vCPU 1 left no result".into()));
     Ok((mine?, other?))
+}
+
+/// The concurrency phase for a sender: on `b`'s word, both vCPUs send
+/// their streams at once; reported as `concurrency.<who>-sent`.
+pub fn concurrency_phase(n: &mut Node, who: &str) {
+    let b = n.cast.b;
+    let r = n
+        .hear(b, "conc-go")
+        .and_then(|_| send_on_both_vcpus(n.me, b, n.virq));
+    if let Ok((x, y)) = &r {
+        println!(
+            "{who}: concurrency: vCPU 0 sent {} ({} waits), vCPU 1 sent {} ({} waits)",
+            x.count, x.eagain, y.count, y.eagain
+        );
+    }
+    super::report(&format!("concurrency.{who}-sent"), r.map(|_| ()));
 }
