@@ -7,10 +7,25 @@
 #                                         base tree build/dom0/rootfs
 #   scripts/dom0-image.sh pack OUT DIR... the base tree plus each DIR laid
 #                                         over / as an uncompressed newc cpio
+#   scripts/dom0-image.sh kernel-env      print build/dom0/kernel.env (building
+#                                         first if needed): KERNEL_ABI,
+#                                         KERNEL_VERSION, KERNEL_RELEASE of the
+#                                         kernel actually used, shell-sourceable
+#                                         (for linux-headers-$KERNEL_ABI-amd64)
 #
 # Idempotent and cached: the .debs are fetched once with `apt-get download`
 # into build/cache/dom0/debs (nothing is installed system-wide); the kernel
 # and the tree are rebuilt only when a pinned version or an input changes.
+#
+# The kernel pin is the first choice. Debian's security suite keeps only a
+# few kernel ABIs, so when the pinned one has left the archive (not in apt's
+# index even after an apt-get update) the newest downloadable
+# linux-image-6.1.0-N-amd64 (same flavour) is used instead, with a loud
+# warning: update the pin then. The choice is cached per pin, so later runs
+# use it without asking apt; only the kernel in use keeps its .deb in the
+# cache. V4V_KERNEL_PIN=ABI:VERSION (e.g.
+# 6.1.0-56:6.1.192-2) overrides the pin, e.g. to test the fallback with a
+# pin that does not exist.
 #
 # Libraries: the Xen libraries and libyajl come from the pinned packages;
 # the C library and the other system libraries they link against (libc,
@@ -22,11 +37,17 @@
 set -euo pipefail
 
 # --- pinned Debian bookworm packages --------------------------------------
-# The kernel: a later step needs the matching linux-headers-$KERNEL_ABI-amd64.
+# The kernel: a later step needs the matching linux-headers-$KERNEL_ABI-amd64
+# (build/dom0/kernel.env says which kernel was actually used; choose_kernel
+# resets KERNEL_* to it).
 KERNEL_ABI="6.1.0-56"
 KERNEL_VERSION="6.1.192-2"
-KERNEL_PKG="linux-image-$KERNEL_ABI-amd64"
-KERNEL_RELEASE="$KERNEL_ABI-amd64"
+PIN_ABI="$KERNEL_ABI"
+PIN_VERSION="$KERNEL_VERSION"
+if [ -n "${V4V_KERNEL_PIN:-}" ]; then
+    PIN_ABI="${V4V_KERNEL_PIN%%:*}"
+    PIN_VERSION="${V4V_KERNEL_PIN#*:}"
+fi
 XEN_VERSION="4.17.5+72-g01140da4e8-1"   # the hypervisor source's version
 YAJL_VERSION="2.1.0-3+deb12u2"
 BUSYBOX_VERSION="1:1.35.0-4+deb12u1+b1"
@@ -36,8 +57,7 @@ XEN_PKGS=(xen-utils-4.17 libxenmisc4.17 libxencall1 libxenevtchn1
     libxentoolcore1 libxendevicemodel1 libxenhypfs1)
 PINNED=()
 for p in "${XEN_PKGS[@]}"; do PINNED+=("$p=$XEN_VERSION"); done
-PINNED+=("libyajl2=$YAJL_VERSION" "busybox-static=$BUSYBOX_VERSION"
-    "$KERNEL_PKG=$KERNEL_VERSION")
+PINNED+=("libyajl2=$YAJL_VERSION" "busybox-static=$BUSYBOX_VERSION")
 
 # Xen's tools and kernel modules the dom0 needs, in load order.
 XEN_BINS=(xl xenstored xenconsoled xen-init-dom0)
@@ -62,6 +82,28 @@ deb_file() {
     printf '%s/%s_%s_amd64.deb' "$DEBS" "$pkg" "${ver//:/%3a}"
 }
 
+APT_UPDATED=""
+apt_update_once() {
+    [ -z "$APT_UPDATED" ] || return 0
+    APT_UPDATED=1
+    log "apt-get update"
+    $SUDO apt-get update -qq || log "apt-get update failed; going on with apt's index as it is"
+}
+
+# apt_download PKG=VERSION...: into the cache.
+apt_download() {
+    local aptopt=()
+    # As root, apt would drop to _apt, which cannot write into our cache.
+    if [ "$(id -u)" = 0 ]; then aptopt=(-o APT::Sandbox::User=root); fi
+    (cd "$DEBS" && apt-get download -qq "${aptopt[@]}" "$@") >&2
+}
+
+# in_index PKG=VERSION: apt's index has that version.
+in_index() {
+    apt-cache show "$1" >/dev/null 2>&1
+}
+
+# fetch: every package but the kernel (see choose_kernel).
 fetch() {
     mkdir -p "$DEBS"
     local want=() spec
@@ -70,13 +112,10 @@ fetch() {
     done
     [ "${#want[@]}" -gt 0 ] || return 0
     log "apt-get download ${want[*]}"
-    local aptopt=()
-    # As root, apt would drop to _apt, which cannot write into our cache.
-    if [ "$(id -u)" = 0 ]; then aptopt=(-o APT::Sandbox::User=root); fi
-    if ! (cd "$DEBS" && apt-get download -qq "${aptopt[@]}" "${want[@]}"); then
+    if ! apt_download "${want[@]}"; then
         log "not in apt's index; apt-get update and retry"
-        $SUDO apt-get update -qq
-        (cd "$DEBS" && apt-get download -qq "${aptopt[@]}" "${want[@]}") \
+        apt_update_once
+        apt_download "${want[@]}" \
             || die "cannot download ${want[*]} (pinned versions gone from the archive?)"
     fi
     for spec in "${want[@]}"; do
@@ -84,7 +123,109 @@ fetch() {
     done
 }
 
-# unpack: every package but the kernel, whole, into one tree.
+# use_kernel ABI VERSION: the kernel the rest of the build uses.
+use_kernel() {
+    KERNEL_ABI="$1"
+    KERNEL_VERSION="$2"
+    KERNEL_PKG="linux-image-$KERNEL_ABI-amd64"
+    KERNEL_RELEASE="$KERNEL_ABI-amd64"
+}
+
+# fetch_pinned_kernel: the pinned kernel's .deb is (now) cached.
+fetch_pinned_kernel() {
+    local spec="linux-image-$PIN_ABI-amd64=$PIN_VERSION"
+    [ -s "$(deb_file "$spec")" ] && return 0
+    if in_index "$spec"; then
+        log "apt-get download $spec"
+        apt_download "$spec" && [ -s "$(deb_file "$spec")" ] && return 0
+    fi
+    log "$spec: not in apt's index (or not downloadable); apt-get update"
+    apt_update_once
+    in_index "$spec" || return 1
+    log "apt-get download $spec"
+    apt_download "$spec" && [ -s "$(deb_file "$spec")" ] \
+        || die "$spec is in apt's index but cannot be downloaded"
+}
+
+# fallback_kernel: the newest downloadable linux-image-6.1.0-N-amd64 (the
+# pin's flavour: no -rt, -cloud, -dbg, -unsigned), printed as ABI VERSION.
+fallback_kernel() {
+    local pkg ver tries=0
+    while read -r pkg; do
+        ver="$(LC_ALL=C apt-cache policy "$pkg" | awk '$1 == "Candidate:" { print $2 }')"
+        case "$ver" in "" | "(none)") continue ;; esac
+        if [ -s "$(deb_file "$pkg=$ver")" ] || {
+                log "apt-get download $pkg=$ver"
+                apt_download "$pkg=$ver" && [ -s "$(deb_file "$pkg=$ver")" ]
+            }; then
+            pkg="${pkg#linux-image-}"
+            echo "${pkg%-amd64} $ver"
+            return 0
+        fi
+        tries=$((tries + 1))
+        [ "$tries" -lt 3 ] || break
+    done < <(apt-cache pkgnames linux-image-6.1.0- |
+        grep -E '^linux-image-6\.1\.0-[0-9]+-amd64$' | sort -r -V)
+    return 1
+}
+
+kernel_warning() {
+    local bar="!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+    {
+        echo "$bar"
+        echo "dom0-image: WARNING: the pinned kernel linux-image-$PIN_ABI-amd64 $PIN_VERSION"
+        echo "dom0-image: WARNING: is no longer in the archive; using the newest available,"
+        echo "dom0-image: WARNING: linux-image-$KERNEL_ABI-amd64 $KERNEL_VERSION, instead."
+        echo "dom0-image: WARNING: Update the pin: KERNEL_ABI=\"$KERNEL_ABI\" KERNEL_VERSION=\"$KERNEL_VERSION\""
+        echo "dom0-image: WARNING: in scripts/dom0-image.sh."
+        echo "$bar"
+    } >&2
+}
+
+# choose_kernel: the pinned kernel if it can be had (cached or downloadable),
+# else the fallback; the fallback choice is remembered per pin in
+# $CACHE/kernel.choice so that a cached build does not ask apt again.
+choose_kernel() {
+    local pin="$PIN_ABI $PIN_VERSION" choice="$CACHE/kernel.choice"
+    local cpin_abi cpin_ver abi ver
+    mkdir -p "$DEBS"
+    if [ -s "$(deb_file "linux-image-$PIN_ABI-amd64=$PIN_VERSION")" ]; then
+        use_kernel $pin
+        rm -f "$choice"
+        return 0
+    fi
+    if [ -f "$choice" ] && read -r cpin_abi cpin_ver abi ver < "$choice" &&
+        [ "$cpin_abi $cpin_ver" = "$pin" ] &&
+        [ -s "$(deb_file "linux-image-$abi-amd64=$ver")" ]; then
+        use_kernel "$abi" "$ver"
+        kernel_warning
+        return 0
+    fi
+    if fetch_pinned_kernel; then
+        use_kernel $pin
+        rm -f "$choice"
+        return 0
+    fi
+    log "linux-image-$PIN_ABI-amd64 $PIN_VERSION is not in the archive; looking for the newest linux-image-6.1.0-N-amd64"
+    read -r abi ver < <(fallback_kernel) \
+        || die "no linux-image-6.1.0-N-amd64 can be downloaded (pinned: linux-image-$PIN_ABI-amd64 $PIN_VERSION)"
+    use_kernel "$abi" "$ver"
+    echo "$pin $abi $ver" > "$choice"
+    kernel_warning
+}
+
+# kernel_env: build/dom0/kernel.env, rewritten only when it changes.
+kernel_env() {
+    local env="$OUT/kernel.env" text
+    text="$(printf 'KERNEL_ABI=%s\nKERNEL_VERSION=%s\nKERNEL_RELEASE=%s' \
+        "$KERNEL_ABI" "$KERNEL_VERSION" "$KERNEL_RELEASE")"
+    if [ -f "$env" ] && [ "$(cat "$env")" = "$text" ]; then return 0; fi
+    mkdir -p "$OUT"
+    printf '%s\n' "$text" > "$env.tmp"
+    mv "$env.tmp" "$env"
+}
+
+# unpack: every package but the kernel (not in PINNED), whole, into one tree.
 unpack() {
     local tree="$CACHE/pkgs" stamp="$CACHE/pkgs.stamp" spec
     local key="${PINNED[*]}"
@@ -92,7 +233,6 @@ unpack() {
     log "unpacking packages"
     rm -rf "$tree" && mkdir -p "$tree"
     for spec in "${PINNED[@]}"; do
-        case "$spec" in "$KERNEL_PKG="*) continue ;; esac
         dpkg-deb -x "$(deb_file "$spec")" "$tree"
     done
     echo "$key" > "$stamp"
@@ -152,6 +292,10 @@ kernel() {
         [ -f "$ko" ] || die "module $m not in $KERNEL_PKG"
     done
     echo "$key" > "$stamp"
+    # One kernel .deb in the cache: drop those of earlier pins or fallbacks.
+    find "$DEBS" -maxdepth 1 -name 'linux-image-*.deb' \
+        ! -name "$(basename "$(deb_file "$key")")" -print -delete |
+        sed 's/^/dom0-image: removed old /' >&2
 }
 
 # copy_lib PATH: a shared object into the tree at the same path, under its
@@ -237,9 +381,15 @@ rootfs() {
 }
 
 build() {
+    case "$PIN_ABI" in
+        [0-9]*.*-[0-9]*) ;;
+        *) die "bad kernel pin '$PIN_ABI:$PIN_VERSION' (V4V_KERNEL_PIN=ABI:VERSION, e.g. 6.1.0-56:6.1.192-2)" ;;
+    esac
     fetch
+    choose_kernel
     unpack
     kernel
+    kernel_env
     rootfs
 }
 
@@ -264,5 +414,6 @@ pack() {
 case "${1:-build}" in
     build) build ;;
     pack) shift; pack "$@" ;;
-    *) die "usage: $0 [build] | pack OUT.cpio [DIR...]" ;;
+    kernel-env) build >&2; cat "$OUT/kernel.env" ;;
+    *) die "usage: $0 [build] | pack OUT.cpio [DIR...] | kernel-env" ;;
 esac
