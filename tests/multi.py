@@ -28,22 +28,12 @@ non-zero on any failure.
 import argparse
 import os
 import re
-import select
-import shlex
-import signal
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from boot import ESCAPE_RE, PANIC_RE, XEN_TROUBLE_RE  # noqa: E402
+import qemu  # noqa: E402
+from qemu import PANIC_RE, ROOT, XEN_TROUBLE_RE  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-DEFAULT_XEN_CMDLINE = (
-    "console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all "
-    "dom0_mem=512M,max:512M dom0_max_vcpus=2"
-)
 # `quiet` (loglevel 4: warnings and errors still show) saves about 2 s of
 # boot log on the serial line under TCG.
 DEFAULT_DOM0_CMDLINE = "console=hvc0 earlyprintk=xen quiet"
@@ -73,28 +63,17 @@ GRACE_AFTER_PANIC = 3.0
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--xen", default=os.path.join(ROOT, "build/xen/xen/xen"),
-                   help="multiboot Xen image (default build/xen/xen/xen)")
     p.add_argument("--vmlinux", default=os.path.join(ROOT, "build/dom0/vmlinux"),
                    help="dom0 kernel, plain ELF (default build/dom0/vmlinux)")
     p.add_argument("--initrd", required=True,
                    help="dom0 initramfs, uncompressed cpio (scripts/dom0-image.sh pack)")
-    p.add_argument("--xen-cmdline", default=DEFAULT_XEN_CMDLINE)
     p.add_argument("--dom0-cmdline", default=DEFAULT_DOM0_CMDLINE,
                    help="Linux command line (v4v_watchdog=S bounds run.sh)")
     p.add_argument("--expect", help="file of test names that must report ok")
-    p.add_argument("--qemu", default="qemu-system-x86_64")
     p.add_argument("--memory", default="2048", help="QEMU -m (MiB)")
-    p.add_argument("--timeout", type=float, default=600.0,
-                   help="hard watchdog in seconds (default 600)")
-    p.add_argument("--results", default=os.path.join(ROOT, "build/results"))
-    p.add_argument("--name", default="multi",
-                   help="log name: <results>/<name>.serial")
-    p.add_argument("--counts", help="write 'PASSED FAILED' to this file")
-    p.add_argument("--echo", action="store_true",
-                   help="show result, marker, dom0 and domU lines as they arrive")
-    p.add_argument("--echo-all", action="store_true",
-                   help="show the whole serial output as it arrives")
+    qemu.add_common_args(
+        p, name="multi", timeout=600.0, xen_cmdline=qemu.xen_cmdline("512M"),
+        echo_help="show result, marker, dom0 and domU lines as they arrive")
     return p.parse_args()
 
 
@@ -158,6 +137,12 @@ class Run:
         elif self.panic is None and (PANIC_RE.search(line) or LINUX_PANIC_RE.search(line)):
             self.panic = line.strip()
 
+    def grace(self):
+        """None until dom0 is done or died, then how long QEMU may still run."""
+        if self.done_rc is not None:
+            return GRACE_AFTER_DONE
+        return GRACE_AFTER_PANIC if self.panic else None
+
 
 def echo(args, line):
     if not (args.echo or args.echo_all):
@@ -173,65 +158,16 @@ def echo(args, line):
         print(line, flush=True)
 
 
-def boot(args, run, log):
-    module = f"{args.vmlinux} {args.dom0_cmdline}".replace(",", ",,")
-    cmd = [
-        args.qemu, "-machine", "q35,accel=tcg", "-cpu", "qemu64,+rdrand",
-        "-m", str(args.memory), "-smp", "2", "-nographic", "-no-reboot",
-        "-kernel", args.xen, "-append", args.xen_cmdline,
-        # QEMU separates multiboot modules with ',' ("',,'" is a comma).
-        "-initrd", module + "," + args.initrd.replace(",", ",,"),
-    ]
-    log.write(("# " + shlex.join(cmd) + "\n").encode())
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    fd = proc.stdout.fileno()
-    pending = b""
-    deadline = t0 + args.timeout
-    grace = None
-    timed_out = False
+def boot(args, run, serial):
+    cmd = qemu.qemu_cmd(args.qemu, "qemu64,+rdrand", args.memory, args.xen,
+                        args.xen_cmdline,
+                        [f"{args.vmlinux} {args.dom0_cmdline}", args.initrd])
 
-    def take(raw):
-        line = ESCAPE_RE.sub("", raw.decode("utf-8", "replace")).replace("\r", "")
-        run.feed(line, time.monotonic() - t0)
+    def on_line(line, now):
+        line = qemu.clean(line)
+        run.feed(line, now)
         echo(args, line)
-
-    while True:
-        now = time.monotonic()
-        limit = deadline if grace is None else min(deadline, grace)
-        if now >= limit:
-            timed_out = grace is None
-            break
-        ready, _, _ = select.select([fd], [], [], min(0.5, limit - now))
-        if not ready:
-            if proc.poll() is not None:
-                break
-            continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        log.write(chunk)
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for raw in lines:
-            take(raw)
-        if grace is None:
-            if run.done_rc is not None:
-                grace = time.monotonic() + GRACE_AFTER_DONE
-            elif run.panic:
-                grace = time.monotonic() + GRACE_AFTER_PANIC
-    if pending:
-        take(pending)
-    try:
-        proc.wait(timeout=2 if not timed_out else 0.1)
-    except subprocess.TimeoutExpired:
-        pass
-    exited = proc.poll() is not None
-    if not exited:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    return proc.returncode, time.monotonic() - t0, timed_out, exited
+    return qemu.run(cmd, serial, args.timeout, on_line, run.grace)
 
 
 def main():
@@ -246,16 +182,12 @@ def main():
         dup = sorted({n for n in expected if expected.count(n) > 1})
         if dup:
             problems.append(f"expect file lists names twice: {' '.join(dup)}")
-    for path, what in ((args.xen, "Xen image"), (args.vmlinux, "dom0 kernel"),
-                       (args.initrd, "dom0 initramfs")):
-        if not os.path.isfile(path):
-            print(f"multi: {what} {path} not found", file=sys.stderr)
-            return finish(args, 0, 1)
-    os.makedirs(args.results, exist_ok=True)
-    serial = os.path.join(args.results, f"{args.name}.serial")
+    if not qemu.check_inputs("multi", ((args.xen, "Xen image"), (args.vmlinux, "dom0 kernel"),
+                                       (args.initrd, "dom0 initramfs"))):
+        return qemu.finish(args.counts, 0, 1)
+    serial = qemu.serial_path(args.results, args.name)
     run = Run()
-    with open(serial, "wb") as log:
-        rc, elapsed, timed_out, exited = boot(args, run, log)
+    rc, elapsed, timed_out, exited = boot(args, run, serial)
 
     passed = failed = 0
     lines = []
@@ -301,16 +233,7 @@ def main():
     print(f"multi: dom0 /init at {at(run.t_init)}, toolstack up at {at(run.t_toolstack)}, "
           f"dom0 done at {at(run.t_done)}, total {elapsed:.1f} s ({how}); "
           f"serial log {serial}")
-    return finish(args, passed, failed)
-
-
-def finish(args, passed, failed):
-    if args.counts:
-        os.makedirs(os.path.dirname(os.path.abspath(args.counts)), exist_ok=True)
-        with open(args.counts, "w") as f:
-            f.write(f"{passed} {failed}\n")
-    print(f"{passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+    return qemu.finish(args.counts, passed, failed)
 
 
 if __name__ == "__main__":
