@@ -118,10 +118,16 @@ dump_log() {
     tr -d '\r' < "$_log" | sed "s/^/[$1] /"
 }
 
+# dom0's console reaches Xen's serial line in small pieces, between which
+# Xen may print a domU's line; so results are kept in a file and /init
+# prints them once every domU is gone. A progress line shows them now.
+V4V_RESULTS=/run/v4v-results
 result() {
     case "$1" in
-        ok) echo "V4VT ok $2" ;;
-        fail) echo "V4VT not ok $2 # ${3:-failed}" ;;
+        ok) _line="V4VT ok $2" ;;
+        fail) _line="V4VT not ok $2 # ${3:-failed}" ;;
         *) echo "result: usage: result ok|fail NAME [WHY]" >&2; return 2 ;;
     esac
+    echo "$_line" >> "$V4V_RESULTS"
+    echo "dom0: result: $1 $2"
 }

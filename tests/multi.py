@@ -50,6 +50,8 @@ TOOLSTACK_RE = re.compile(r"V4VD dom0 toolstack up")
 FIGURE_RE = re.compile(r"V4VD figure (?P<name>\S+) (?P<value>\S+)")
 # Where a result came from: a domU mirrored by Xen, a domU log printed by
 # dom0, or dom0 itself.
+# Where a domU's line, mirrored by Xen, starts inside another line.
+DOMU_START_RE = re.compile(r"(?<=\S)(?=\(d\d+\) )")
 SOURCE_RE = re.compile(r"\(d\d+\)|\[[^\]]+\]")
 LINUX_PANIC_RE = re.compile(r"Kernel panic - not syncing")
 # Lines worth showing with --echo: results, markers, dom0's scenario
@@ -103,6 +105,18 @@ class Run:
         self.figures = {}
 
     def feed(self, line, now):
+        # dom0's console output reaches the serial line in small pieces,
+        # and Xen may print a domU's whole line between two of them: judge
+        # each `(dN) ` line on its own.
+        parts = DOMU_START_RE.split(line)
+        if len(parts) > 1:
+            for part in parts:
+                if part.strip():
+                    self.feed_one(part, now)
+            return
+        self.feed_one(line, now)
+
+    def feed_one(self, line, now):
         m = RESULT_RE.search(line)
         if m:
             src = line[:m.start()].strip()
