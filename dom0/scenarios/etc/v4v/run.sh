@@ -141,3 +141,10 @@ else
     xl list
     for d in $left; do xl destroy "$d"; done
 fi
+
+# Every domU's whole console log (xenconsoled's copy) onto the serial line,
+# `[NAME] `-prefixed: the record of the run even where Xen's mirror of a
+# domU's lines was cut short.
+for d in b a c h b2; do
+    dump_log "$d"
+done
