@@ -227,6 +227,15 @@ impl Pages {
         unsafe { core::slice::from_raw_parts(self.as_ptr(), self.count * PAGE_SIZE) }
     }
 
+    /// Writes a ring header at the start of the first page, byte by byte
+    /// (Xen may be reading it if a ring on these pages is registered).
+    pub fn write_ring_header(&self, h: &RingHeader) {
+        for (i, &b) in h.as_bytes().iter().enumerate() {
+            // SAFETY: the first page is ours and at least 60 bytes long.
+            unsafe { self.as_ptr().add(i).write_volatile(b) };
+        }
+    }
+
     /// As [`Pages::bytes`], writable.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: the allocation is `count` pages, owned by `self`.
@@ -238,6 +247,20 @@ impl Drop for Pages {
     fn drop(&mut self) {
         // SAFETY: allocated in `alloc` with the same layout.
         unsafe { alloc::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.count)) };
+    }
+}
+
+/// A fresh ring header for `port`, taking messages from `partner`
+/// (Xen fills in our domain id at register).
+pub fn ring_header(port: u32, partner: u16, len: u32) -> RingHeader {
+    RingHeader {
+        magic: RING_MAGIC,
+        id: RingId {
+            addr: Addr { port, domain: 0 },
+            partner,
+        },
+        len,
+        ..Default::default()
     }
 }
 
@@ -306,15 +329,7 @@ impl Ring {
             len,
             registered: false,
         };
-        ring.write_header(&RingHeader {
-            magic: RING_MAGIC,
-            id: RingId {
-                addr: Addr { port, domain: 0 },
-                partner,
-            },
-            len,
-            ..Default::default()
-        });
+        ring.write_header(&ring_header(port, partner, len));
         ring
     }
 
@@ -343,10 +358,7 @@ impl Ring {
 
     /// Overwrites the ring header (before registering, or to corrupt it).
     pub fn write_header(&self, h: &RingHeader) {
-        for (i, &b) in h.as_bytes().iter().enumerate() {
-            // SAFETY: the first page is ours and at least 60 bytes long.
-            unsafe { self.pages.as_ptr().add(i).write_volatile(b) };
-        }
+        self.pages.write_ring_header(h);
     }
 
     fn word(&self, off: usize) -> &AtomicU32 {

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use v4v_abi::{errno, Addr, DOMID_ANY};
 
-use super::{port, wait_virq, Cast};
+use super::{poll_until, port, Cast};
 use crate::v4v::{self, Ring};
 use crate::xen::{sched, time};
 
@@ -36,7 +36,7 @@ impl Node {
     pub fn new(_role: &str, cast: Cast, virq: u32) -> Result<Node, String> {
         let mut ctrl = Ring::new(port::CTRL, DOMID_ANY, CTRL_LEN);
         let rc = ctrl.register();
-        super::expect_rc(rc, 0, "registering the control ring")?;
+        super::check_rc(rc, 0, "registering the control ring")?;
         Ok(Node {
             me: ctrl.addr().domain,
             virq,
@@ -110,19 +110,8 @@ impl Node {
 
     /// Waits up to `ms` for a tag from `dom` starting with `prefix`.
     pub fn hear_within(&mut self, dom: u16, prefix: &str, ms: u64) -> Result<String, String> {
-        let deadline = time::deadline_ms(ms);
-        loop {
-            if let Some(rest) = self.heard(dom, prefix) {
-                return Ok(rest);
-            }
-            if time::passed(deadline) {
-                return Err(format!(
-                    "no '{prefix}' from dom{dom} within {} s",
-                    ms / 1000
-                ));
-            }
-            wait_virq(self.virq, time::deadline_ms(50).min(deadline));
-        }
+        poll_until(self.virq, ms, || Ok(self.heard(dom, prefix)))?
+            .ok_or_else(|| format!("no '{prefix}' from dom{dom} within {} s", ms / 1000))
     }
 
     /// [`Node::hear_within`] with the default patience.

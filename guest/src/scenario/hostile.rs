@@ -25,16 +25,15 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use v4v_abi::{
-    errno, op, Addr, Iov, RingDataEnt, RingDataHeader, RingHeader, RingId, DOMID_ANY, MAX_MSG_SIZE,
-    MAX_RING_PAGES, MAX_RING_SIZE, PAGE_SIZE, PFN_LIST_MAGIC, PROTO_DGRAM, RING_DATA_MAGIC,
-    RING_MAGIC, RING_RX_PTR_OFFSET,
+    errno, op, Addr, Iov, RingDataEnt, RingDataHeader, DOMID_ANY, MAX_MSG_SIZE, MAX_RING_PAGES,
+    MAX_RING_SIZE, PAGE_SIZE, PFN_LIST_MAGIC, PROTO_DGRAM, RING_DATA_MAGIC, RING_RX_PTR_OFFSET,
 };
 
 use super::{port, report, Node};
 use crate::println;
 use crate::smp;
 use crate::tests::{rc_name, UNMAPPED, XEN_VA};
-use crate::v4v::{self, pfn_list, Pages, Ring, RingData};
+use crate::v4v::{self, pfn_list, ring_header, Pages, Ring, RingData};
 use crate::xen::{mm, start_info, time};
 
 const EFAULT: i64 = -errno::EFAULT;
@@ -98,35 +97,15 @@ fn op6(cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u32) -> i64 {
     unsafe { v4v::raw_op(cmd, a1, a2, a3, a4, a5) }
 }
 
-fn ring_header(port: u32, len: u32) -> RingHeader {
-    RingHeader {
-        magic: RING_MAGIC,
-        id: RingId {
-            addr: Addr { port, domain: 0 },
-            partner: DOMID_ANY,
-        },
-        len,
-        ..Default::default()
-    }
-}
-
 /// Registers `len` on `pages` with the given frame list (raw).
 fn register_with(pages: &Pages, port: u32, len: u32, frames: &[u64], npage: u32) -> i64 {
-    write_header(pages, &ring_header(port, len));
+    pages.write_ring_header(&ring_header(port, DOMID_ANY, len));
     let list = pfn_list(PFN_LIST_MAGIC, npage, frames);
     op6(op::REGISTER_RING, pages.va(), list.as_ptr() as u64, 0, 0, 0)
 }
 
-fn write_header(pages: &Pages, h: &RingHeader) {
-    let bytes = zerocopy::IntoBytes::as_bytes(h);
-    for (i, &b) in bytes.iter().enumerate() {
-        // SAFETY: the first page of `pages` is ours and >= 60 bytes.
-        unsafe { pages.as_ptr().add(i).write_volatile(b) };
-    }
-}
-
 fn unregister_port(pages: &Pages, port: u32, len: u32) -> i64 {
-    write_header(pages, &ring_header(port, len));
+    pages.write_ring_header(&ring_header(port, DOMID_ANY, len));
     op6(op::UNREGISTER_RING, pages.va(), 0, 0, 0, 0)
 }
 
@@ -139,18 +118,12 @@ fn battery(t: &mut Tally, n: &Node, own: &Ring, foreign: u64) {
     let msg = [0x5au8; 64];
     let srcp = &src as *const Addr as u64;
     let dstp = &dst_own as *const Addr as u64;
+    let own_list = own.pfn_list();
 
     for bad in BAD_PTRS {
         t.check(
             "register: ring pointer",
-            op6(
-                op::REGISTER_RING,
-                bad,
-                own.pfn_list().as_ptr() as u64,
-                0,
-                0,
-                0,
-            ),
+            op6(op::REGISTER_RING, bad, own_list.as_ptr() as u64, 0, 0, 0),
             &[EFAULT, EINVAL],
         );
         t.check(
@@ -211,7 +184,7 @@ fn battery(t: &mut Tally, n: &Node, own: &Ring, foreign: u64) {
     }
     // A pfn list pointer that is bad.
     let p = Pages::alloc(1);
-    write_header(&p, &ring_header(0x9000, 256));
+    p.write_ring_header(&ring_header(0x9000, DOMID_ANY, 256));
     for bad in BAD_PTRS {
         t.check(
             "register: pfn list pointer",
@@ -224,7 +197,7 @@ fn battery(t: &mut Tally, n: &Node, own: &Ring, foreign: u64) {
         op6(
             op::REGISTER_RING,
             p.va() + 8,
-            own.pfn_list().as_ptr() as u64,
+            own_list.as_ptr() as u64,
             0,
             0,
             0,

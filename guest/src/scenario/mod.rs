@@ -33,7 +33,7 @@ use v4v_abi::{Addr, RingDataEnt, RingDataFlags, VIRQ_V4V};
 
 use crate::cmdline::CmdLine;
 use crate::println;
-use crate::tests::rc_name;
+use crate::tests::check_rc;
 use crate::v4v::RingData;
 use crate::xen::{event, sched, time};
 
@@ -103,19 +103,6 @@ pub fn mark(name: &str) {
     crate::console::flush();
 }
 
-/// Checks a hypercall result.
-pub fn expect_rc(got: i64, want: i64, what: &str) -> Result<(), String> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what}: got {}, want {}",
-            rc_name(got),
-            rc_name(want)
-        ))
-    }
-}
-
 /// One notify entry for `ring` asking for `space` bytes; returns the flags
 /// and max_message_size Xen wrote back.
 pub fn query(ring: Addr, space: u32) -> Result<(RingDataFlags, u32), String> {
@@ -126,7 +113,7 @@ pub fn query(ring: Addr, space: u32) -> Result<(RingDataFlags, u32), String> {
         max_message_size: 0,
     }]);
     let rc = rd.notify();
-    expect_rc(rc, 0, "notify")?;
+    check_rc(rc, 0, "notify")?;
     let e = rd.ent(0);
     Ok((RingDataFlags::from_bits_retain(e.flags), e.max_message_size))
 }
@@ -142,6 +129,27 @@ pub fn wait_virq(port: u32, deadline: u64) -> bool {
             return false;
         }
         sched::poll(&[port], deadline);
+    }
+}
+
+/// Asks `f` until it has a value, for up to `ms`, sleeping on VIRQ_V4V
+/// in between (50 ms at most at a time: the event is shared by all of a
+/// domain's rings, so a lost one only delays the next look). `Ok(None)`
+/// when time ran out.
+pub fn poll_until<T>(
+    virq: u32,
+    ms: u64,
+    mut f: impl FnMut() -> Result<Option<T>, String>,
+) -> Result<Option<T>, String> {
+    let deadline = time::deadline_ms(ms);
+    loop {
+        if let Some(v) = f()? {
+            return Ok(Some(v));
+        }
+        if time::passed(deadline) {
+            return Ok(None);
+        }
+        wait_virq(virq, time::deadline_ms(50).min(deadline));
     }
 }
 

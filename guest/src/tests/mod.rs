@@ -113,18 +113,23 @@ macro_rules! ensure_eq {
 /// Fails the test unless the hypercall result `$got` is `$want`.
 #[macro_export]
 macro_rules! ensure_rc {
-    ($got:expr, $want:expr, $($what:tt)+) => {{
-        let got: i64 = $got;
-        let want: i64 = $want;
-        if got != want {
-            return Err(alloc::format!(
-                "{}: got {}, want {}",
-                format_args!($($what)+),
-                $crate::tests::rc_name(got),
-                $crate::tests::rc_name(want)
-            ));
-        }
-    }};
+    ($got:expr, $want:expr, $($what:tt)+) => {
+        $crate::tests::check_rc($got, $want, format_args!($($what)+))?
+    };
+}
+
+/// `Ok` if the hypercall result `got` is `want`; else says what `what`
+/// returned and what it should have (the text is built only then).
+pub fn check_rc(got: i64, want: i64, what: impl core::fmt::Display) -> TestResult {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: got {}, want {}",
+            rc_name(got),
+            rc_name(want)
+        ))
+    }
 }
 
 /// Fails the test unless `$cond` holds.

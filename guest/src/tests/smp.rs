@@ -49,14 +49,7 @@ fn run_on_vcpu1(f: fn(), blocking: bool) -> TestResult {
     if blocking {
         smp::join(1);
     }
-    ensure!(
-        smp::join_for(1, JOIN_YIELDS),
-        "vCPU 1 did not finish in time"
-    );
-    REMOTE
-        .lock()
-        .take()
-        .unwrap_or_else(|| Err("vCPU 1 left no result".into()))
+    finish_together()
 }
 
 /// Starts `f` on vCPU 1 and returns once it waits at its start line

@@ -8,7 +8,7 @@ use alloc::vec;
 use v4v_abi::{errno, Addr, RingDataFlags, PROTO_DGRAM};
 
 use super::super::traffic::{self, fill, Until};
-use super::super::{expect_rc, mark, port, query, report, wait_virq, Node};
+use super::super::{check_rc, mark, port, query, report, wait_virq, Node};
 use super::{concurrency_phase, sleep_ms};
 use crate::println;
 use crate::tests::rc_name;
@@ -66,10 +66,10 @@ pub fn run(mut n: Node) {
             for i in 0..DGRAMS {
                 let m = &mut buf[..dgram_size(i)];
                 fill(DGRAM_STREAM, i, m);
-                expect_rc(
+                check_rc(
                     v4v::send(&src, &to(port::DGRAM), m, PROTO_DGRAM),
                     m.len() as i64,
-                    &format!("datagram {i}"),
+                    format_args!("datagram {i}"),
                 )?;
             }
             println!("a: {DGRAMS} datagrams sent to dom{b}:{}", port::DGRAM);
@@ -80,7 +80,7 @@ pub fn run(mut n: Node) {
     // A ring reserved for us.
     report(
         "partner.a-accepted",
-        expect_rc(
+        check_rc(
             v4v::send(&src, &to(port::PARTNER), b"partner", PROTO_DGRAM),
             7,
             "send to the ring whose partner is a",
@@ -127,7 +127,7 @@ fn flow(n: &mut Node) {
     let max = FLOW_RING_LEN - 32;
     report(
         "flow.never-fits-enobufs",
-        expect_rc(
+        check_rc(
             v4v::send(&src, &dst, &vec![0u8; max as usize + 1], PROTO_DGRAM),
             -errno::ENOBUFS,
             "message one byte over max_message_size",
@@ -158,7 +158,7 @@ fn flow(n: &mut Node) {
             if rc == -errno::EAGAIN {
                 break;
             }
-            expect_rc(rc, FLOW_MSG as i64, &format!("flow message {sent}"))?;
+            check_rc(rc, FLOW_MSG as i64, format_args!("flow message {sent}"))?;
             sent += 1;
             if sent > 16 {
                 return Err("the ring never filled".into());
@@ -333,7 +333,7 @@ fn viptables(n: &mut Node) {
     );
     report(
         "viptables.rule-is-specific",
-        expect_rc(
+        check_rc(
             v4v::send(
                 &src,
                 &Addr {
@@ -396,7 +396,7 @@ fn teardown(n: &mut Node) {
         let mut tries = 0;
         while !time::passed(until) {
             let rc = v4v::send(&src, &old, b"after", PROTO_DGRAM);
-            expect_rc(rc, -errno::ENOTCONN, "send to the destroyed domain")?;
+            check_rc(rc, -errno::ENOTCONN, "send to the destroyed domain")?;
             tries += 1;
             sleep_ms(10);
         }

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use v4v_abi::{MessageHeader, DOMID_ANY, PROTO_DGRAM};
 
 use super::super::traffic::{self, fill, verify, PROTO_END};
-use super::super::{mark, port, report, wait_virq, Node};
+use super::super::{mark, poll_until, port, report, wait_virq, Node};
 use super::a::{
     dgram_size, flow_msg, DGRAMS, DGRAM_STREAM, FLOW_MSG, FLOW_RING_LEN, FLOW_TOTAL,
     HOSTILE_STREAM, TEARDOWN_MAX, TEARDOWN_NEW_STREAM, TEARDOWN_STREAM, VOLUME_BYTES,
@@ -23,7 +23,7 @@ use crate::xen::time;
 /// A registered ring, or the reason it is not.
 fn ring(port: u32, partner: u16, len: u32) -> Result<Ring, String> {
     let mut r = Ring::new(port, partner, len);
-    super::super::expect_rc(r.register(), 0, &format!("register ring {port}"))?;
+    super::super::check_rc(r.register(), 0, format_args!("register ring {port}"))?;
     Ok(r)
 }
 
@@ -34,17 +34,15 @@ fn next(
     buf: &mut Vec<u8>,
     ms: u64,
 ) -> Result<v4v_abi::MessageHeader, String> {
-    let deadline = time::deadline_ms(ms);
-    loop {
-        if let Some(h) = ring.recv_into(buf)? {
+    poll_until(n.virq, ms, || {
+        let h = ring.recv_into(buf)?;
+        if h.is_some() {
+            // Wake a sender queued for the space just freed.
             v4v::notify_all();
-            return Ok(h);
         }
-        if time::passed(deadline) {
-            return Err(format!("no message within {} s", ms / 1000));
-        }
-        wait_virq(n.virq, time::deadline_ms(50).min(deadline));
-    }
+        Ok(h)
+    })?
+    .ok_or_else(|| format!("no message within {} s", ms / 1000))
 }
 
 struct Rings {

@@ -5,7 +5,7 @@
 
 use v4v_abi::{errno, Addr, ViptablesRule, DOMID_ANY, PORT_ANY, PROTO_DGRAM};
 
-use super::super::{expect_rc, port, report, Node};
+use super::super::{check_rc, port, report, Node};
 use super::concurrency_phase;
 use crate::println;
 use crate::v4v;
@@ -22,13 +22,13 @@ pub fn run(mut n: Node) {
     };
     report(
         "partner.c-refused",
-        expect_rc(
+        check_rc(
             v4v::send(&n.addr(port::SENDER), &dst, b"intruder", PROTO_DGRAM),
             -errno::ENOTCONN,
             "c sending to the ring reserved for a",
         )
         .and_then(|_| {
-            expect_rc(
+            check_rc(
                 v4v::send(
                     &Addr {
                         port: port::SENDER,
@@ -45,7 +45,7 @@ pub fn run(mut n: Node) {
     );
     report(
         "partner.c-cannot-pose-as-a",
-        expect_rc(
+        check_rc(
             v4v::send(
                 &Addr {
                     port: port::SENDER,
@@ -74,20 +74,20 @@ pub fn run(mut n: Node) {
     };
     report(
         "viptables.domu-denied",
-        expect_rc(
+        check_rc(
             v4v::viptables_add(&rule, 0),
             -errno::EPERM,
             "viptables_add from a domU",
         )
         .and_then(|_| {
-            expect_rc(
+            check_rc(
                 v4v::viptables_del(None, -1),
                 -errno::EPERM,
                 "viptables flush from a domU",
             )
         })
         .and_then(|_| {
-            expect_rc(
+            check_rc(
                 v4v::viptables_list(0).0,
                 -errno::EPERM,
                 "viptables_list from a domU",
