@@ -1,8 +1,10 @@
 # Helpers for dom0 scenario scripts (busybox sh), installed as
 # /etc/v4v/lib.sh; a scenario starts with `. /etc/v4v/lib.sh`.
 #
-#   domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB]
-#                         start a PV domU; prints its domain id on stdout
+#   domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID]
+#                         start a PV domU; prints its domain id on stdout;
+#                         with WANT_ID, a domU that got another id is
+#                         destroyed before it runs, and the call fails
 #   wait_log NAME REGEX TIMEOUT_S
 #                         wait for a line matching REGEX (grep -E) in its
 #                         console log; 1 on timeout
@@ -34,10 +36,10 @@ _v4v_uuid() {
 
 domu_create() {
     if [ $# -lt 3 ]; then
-        echo "domu_create: usage: domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB]" >&2
+        echo "domu_create: usage: domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID]" >&2
         return 2
     fi
-    _name=$1 _kernel=$2 _extra=$3 _vcpus=${4:-1} _mem=${5:-32}
+    _name=$1 _kernel=$2 _extra=$3 _vcpus=${4:-1} _mem=${5:-32} _want=${6:-}
     if [ ! -f "$_kernel" ]; then
         echo "dom0: domu_create $_name: no kernel $_kernel" >&2
         return 1
@@ -72,6 +74,13 @@ EOF
     fi
     if ! _id=$(xl domid "$_name" 2>/dev/null); then
         echo "dom0: $_name not there after xl create -p" >&2
+        return 1
+    fi
+    # Scenarios tell each domU the others' ids on its command line, so a
+    # domU with an id other than the planned one must not run at all.
+    if [ -n "$_want" ] && [ "$_id" != "$_want" ]; then
+        echo "dom0: $_name got domain id $_id, planned $_want" >&2
+        xl destroy "$_name" 2>/dev/null
         return 1
     fi
     if ! xl unpause "$_name" >> "/tmp/xl-create-$_name.log" 2>&1; then

@@ -15,14 +15,9 @@ G=/boot/v4v-test-guest
 B=1 A=2 C=3 H=4 B2=5
 CAST="a=$A b=$B c=$C h=$H b2=$B2"
 
-# create NAME ID VCPUS: starts a domU in its role, checks its id.
+# create NAME ID VCPUS: starts a domU in its role under its planned id.
 create() {
-    got=$(domu_create "$1" "$G" "scenario role=$1 $CAST" "$3" 32) || return 1
-    if [ "$got" != "$2" ]; then
-        echo "dom0: $1 got domain id '$got', planned $2"
-        return 1
-    fi
-    echo "dom0: $1 is domain $got"
+    domu_create "$1" "$G" "scenario role=$1 $CAST" "$3" 32 "$2" >/dev/null
 }
 
 # check NAME CMD...: runs CMD, reports NAME by its exit status.

@@ -8,11 +8,9 @@ G=/boot/v4v-test-guest
 B=1 A=2 C=3
 CAST="a=$A b=$B c=$C h=0 b2=0"
 
-for r in b:$B:1 a:$A:1 c:$C:1; do
-    name=${r%%:*}; rest=${r#*:}; id=${rest%%:*}
-    got=$(domu_create "$name" "$G" "scenario role=show-$name $CAST" 1 32) || exit 1
-    echo "dom0: started $name as domain $got"
-    [ "$got" = "$id" ] || { echo "dom0: expected domain $id for $name"; exit 1; }
+for r in b:$B a:$A c:$C; do
+    name=${r%%:*} id=${r#*:}
+    domu_create "$name" "$G" "scenario role=show-$name $CAST" 1 32 "$id" >/dev/null || exit 1
 done
 
 if wait_log c 'V4VD mark show-c-2' 120; then
