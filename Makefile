@@ -33,6 +33,7 @@ include mk/bench.mk
 include mk/v4vctl.mk
 include mk/dom0.mk
 include mk/scenarios.mk
+include mk/linux.mk
 
 # Benchmarks (not tests): the host copy-engine benchmark for now.
 bench: bench-host

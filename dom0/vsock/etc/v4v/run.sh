@@ -1,0 +1,139 @@
+#!/bin/sh
+# The vsock boot (issue 6): dom0's part. Two Linux PV domUs with the
+# vsock-v4v module talk AF_VSOCK over V4V with socat; dom0 adds and
+# deletes a viptables rule when the client asks, destroys the server while
+# the client streams to and from it, and starts a second server.
+#
+# Domain ids are planned (a=1, b=2, a2=3); CID = domid + 3.
+. /etc/v4v/lib.sh
+
+K=/boot/vmlinux-domu
+R=/boot/linux-domu.cpio
+A=1 B=2 A2=3
+CID_A=$((A + 3)) CID_A2=$((A2 + 3))
+
+# linux_create NAME EXTRA MEM_MB WANT_ID: domu_create's recipe with a ramdisk.
+linux_create() {
+    _name=$1 _extra=$2 _mem=$3 _want=$4
+    mkdir -p "$V4V_CFG_DIR"
+    _cfg=$V4V_CFG_DIR/$_name.cfg
+    cat > "$_cfg" <<CFG
+name = "$_name"
+uuid = "$(_v4v_uuid "$_name")"
+type = "pv"
+kernel = "$K"
+ramdisk = "$R"
+extra = "console=hvc0 quiet vsock_v4v=debug=1 $_extra"
+vcpus = 1
+memory = $_mem
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+disk = [ ]
+vif = [ ]
+CFG
+    _t0=$(_v4v_now)
+    if ! xl create -p "$_cfg" > "/tmp/xl-create-$_name.log" 2>&1; then
+        echo "dom0: xl create $_name failed:"
+        sed 's/^/dom0:   /' "/tmp/xl-create-$_name.log"
+        return 1
+    fi
+    _id=$(xl domid "$_name" 2>/dev/null) || return 1
+    if [ "$_id" != "$_want" ]; then
+        echo "dom0: $_name got domain id $_id, planned $_want"
+        xl destroy "$_name" 2>/dev/null
+        return 1
+    fi
+    xl unpause "$_name" || { xl destroy "$_name"; return 1; }
+    echo "dom0: created $_name as domain $_id ($_mem MiB, '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s"
+}
+
+# wait_b REGEX TIMEOUT_S: wait_log on b, giving up at once when b is gone.
+wait_b() {
+    _end=$(( $(_v4v_secs) + $2 ))
+    while ! grep -E -q -- "$1" "$(domu_log b)" 2>/dev/null; do
+        if ! xl domid b >/dev/null 2>&1; then
+            echo "dom0: b is gone, no line matching '$1'"
+            return 1
+        fi
+        if [ "$(_v4v_secs)" -ge "$_end" ]; then
+            echo "dom0: no line matching '$1' from b after $2 s"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# live LOG NAME: a domU's console as it comes, result words defused (the
+# whole log, results and all, is dumped at the end).
+live() {
+    tail -F "$(domu_log "$1")" 2>/dev/null | awk -v n="$1" '{ gsub(/\r/, "");
+        gsub(/V4VT/, "v4vt"); gsub(/V4VD/, "v4vd"); print "[" n " live] " $0; fflush() }' &
+}
+
+if linux_create a "role=server" 128 "$A" &&
+    linux_create b "role=client srv=$CID_A srv2=$CID_A2" 128 "$B"; then
+    result ok vsock.dom0-domids-as-planned
+    live a
+    live b
+else
+    result fail vsock.dom0-domids-as-planned "xl create failed or ids differ"
+    xl list
+    exit 1
+fi
+
+if wait_b 'V4VD mark vip-ready' 400; then
+    echo "dom0: v4vctl viptables add -s $B:* -d $A:* -j REJECT"
+    if v4vctl viptables add -s "$B:*" -d "$A:*" -j REJECT; then
+        result ok vsock.dom0-viptables-add
+    else
+        result fail vsock.dom0-viptables-add "v4vctl failed"
+    fi
+    if wait_b 'V4VD mark vip-rejected' 120; then
+        echo "dom0: v4vctl viptables del -s $B:* -d $A:* -j REJECT"
+        if v4vctl viptables del -s "$B:*" -d "$A:*" -j REJECT; then
+            result ok vsock.dom0-viptables-del
+        else
+            result fail vsock.dom0-viptables-del "v4vctl failed"
+        fi
+    fi
+fi
+
+if wait_b 'V4VD mark death-ready' 200; then
+    t0=$(_v4v_now)
+    echo "dom0: xl destroy a (domain $A) while b streams to and from it"
+    xl destroy a
+    t1=$(_v4v_now)
+    if wait_b 'V4VD mark death-detected' 20; then
+        t2=$(_v4v_now)
+        dt=$(awk "BEGIN { printf \"%.2f\", $t2 - $t1 }")
+        echo "dom0: b saw the reset $dt s after xl destroy returned ($(awk "BEGIN { printf \"%.2f\", $t1 - $t0 }") s in xl destroy)"
+        echo "V4VD figure vsock-death-detect-s $dt"
+        if awk "BEGIN { exit !($dt <= 2.5) }"; then
+            result ok vsock.death-detected-fast
+        else
+            result fail vsock.death-detected-fast "$dt s"
+        fi
+    else
+        result fail vsock.death-detected-fast "b did not notice in 20 s"
+    fi
+    live a2
+    if linux_create a2 "role=server" 128 "$A2"; then
+        result ok vsock.dom0-new-server
+    else
+        result fail vsock.dom0-new-server "xl create a2"
+    fi
+fi
+
+if wait_gone b 300; then
+    result ok vsock.dom0-client-finished
+else
+    result fail vsock.dom0-client-finished "b still running"
+    xl destroy b
+fi
+xl destroy a2 2>/dev/null
+
+kill $(jobs -p) 2>/dev/null
+for d in a b a2; do
+    dump_log "$d"
+done

@@ -1,0 +1,32 @@
+# Linux domUs with AF_VSOCK over V4V (issue 6; vsock-v4v/, scripts/linux-domu.sh).
+#
+#   make vsock-module   build/linux/vsock-v4v.ko against Debian's headers for
+#                       the kernel in build/dom0/kernel.env (-Werror)
+#   make linux-domu     the domU initramfs build/linux/domu.cpio
+#   make vsock-test     one boot: two Linux domUs over AF_VSOCK (socat echo,
+#                       64 MiB, 32 connections, refusal, viptables, peer
+#                       death, rmmod), judged against dom0/vsock/expect
+#                       (build/results/vsock.serial)
+.PHONY: vsock-module linux-domu vsock-test
+
+LINUX_DOMU := bash $(ROOT)/scripts/linux-domu.sh
+LINUX_OVERLAY := $(BUILD)/linux/overlay-dom0
+# Three Linux domUs under TCG are slow: dom0's script gets 14 min, QEMU 15.
+VSOCK_WATCHDOG ?= 840
+VSOCK_TIMEOUT ?= 900
+
+vsock-module: dom0-image
+	$(LINUX_DOMU) module
+
+linux-domu: dom0-image
+	$(LINUX_DOMU) image
+
+vsock-test: dom0-image dom0-tools-overlay $(BOOT_XEN_DEP)
+	@mkdir -p $(RESULTS)
+	$(LINUX_DOMU) overlay $(LINUX_OVERLAY)
+	$(DOM0_PACK) $(DOM0_DIR)/vsock.cpio $(ROOT)/dom0/vsock \
+		$(DOM0_TOOLS_OVERLAY) $(LINUX_OVERLAY)
+	$(MULTI) --initrd $(DOM0_DIR)/vsock.cpio --name vsock \
+		--timeout $(VSOCK_TIMEOUT) \
+		--dom0-cmdline "console=hvc0 earlyprintk=xen quiet v4v_watchdog=$(VSOCK_WATCHDOG)" \
+		--expect $(ROOT)/dom0/vsock/expect --counts $(RESULTS)/vsock.counts

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Linux domUs that speak AF_VSOCK over V4V (issue 6): the kernel module in
+# vsock-v4v/, built against Debian's headers for exactly the kernel the
+# images boot, and a small initramfs for PV domUs (busybox, socat, vsock.ko
+# from the kernel package, vsock-v4v.ko, /init from dom0/vsock/domu-init).
+#
+#   scripts/linux-domu.sh headers   fetch and unpack linux-headers-* and
+#                                   linux-kbuild-* (build/cache/linux)
+#   scripts/linux-domu.sh module    build build/linux/vsock-v4v.ko (-Werror)
+#   scripts/linux-domu.sh image     the module, then build/linux/domu.cpio
+#   scripts/linux-domu.sh overlay D the image as a dom0 overlay in D:
+#                                   /boot/linux-domu.cpio, /boot/vmlinux-domu
+#
+# The kernel is the one scripts/dom0-image.sh chose (build/dom0/kernel.env,
+# via its kernel-env subcommand), so headers and image always match it.
+# Idempotent and cached like dom0-image.sh: .debs are fetched once with
+# `apt-get download` into build/cache/linux/debs (nothing installed
+# system-wide); every step is redone only when an input changed.
+set -euo pipefail
+
+SOCAT_VERSION="1.7.4.4-2"
+LIBWRAP_VERSION="7.6.q-32"
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CACHE="${V4V_CACHE:-$ROOT/build/cache}/linux"
+DEBS="$CACHE/debs"
+OUT="$ROOT/build/linux"
+DOM0_CACHE="${V4V_CACHE:-$ROOT/build/cache}/dom0"
+
+log() { printf 'linux-domu: %s\n' "$*" >&2; }
+die() { printf 'linux-domu: error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+kernel_env() {
+    local env
+    env="$(bash "$ROOT/scripts/dom0-image.sh" kernel-env)" || die "dom0-image.sh kernel-env failed"
+    eval "$env"
+    [ -n "${KERNEL_ABI:-}" ] && [ -n "${KERNEL_VERSION:-}" ] || die "no kernel in build/dom0/kernel.env"
+    KBUILD_SERIES="${KERNEL_ABI%%.0-*}"   # 6.1.0-56 -> 6.1
+    PKGS=("linux-headers-$KERNEL_ABI-amd64=$KERNEL_VERSION"
+        "linux-headers-$KERNEL_ABI-common=$KERNEL_VERSION"
+        "linux-kbuild-$KBUILD_SERIES=$KERNEL_VERSION"
+        "socat=$SOCAT_VERSION" "libwrap0=$LIBWRAP_VERSION")
+}
+
+# deb_file PKG=VERSION: the cached .deb (apt writes ':' as %3a; the common
+# headers are arch all).
+deb_file() {
+    local pkg="${1%%=*}" ver="${1#*=}" f
+    for f in "$DEBS/${pkg}_${ver//:/%3a}_amd64.deb" "$DEBS/${pkg}_${ver//:/%3a}_all.deb"; do
+        if [ -s "$f" ]; then echo "$f"; return 0; fi
+    done
+    echo "$DEBS/${pkg}_${ver//:/%3a}_amd64.deb"
+}
+
+apt_download() {
+    local aptopt=()
+    if [ "$(id -u)" = 0 ]; then aptopt=(-o APT::Sandbox::User=root); fi
+    (cd "$DEBS" && apt-get download -qq "${aptopt[@]}" "$@") >&2
+}
+
+fetch() {
+    mkdir -p "$DEBS"
+    local want=() spec
+    for spec in "${PKGS[@]}"; do
+        [ -s "$(deb_file "$spec")" ] || want+=("$spec")
+    done
+    [ "${#want[@]}" -gt 0 ] || return 0
+    log "apt-get download ${want[*]}"
+    if ! apt_download "${want[@]}"; then
+        log "not in apt's index; apt-get update and retry"
+        $SUDO apt-get update -qq || true
+        apt_download "${want[@]}" || die "cannot download ${want[*]}"
+    fi
+    for spec in "${want[@]}"; do
+        [ -s "$(deb_file "$spec")" ] || die "apt-get download gave no $(deb_file "$spec")"
+    done
+}
+
+# headers: the three kernel packages unpacked into one tree; the flavour's
+# Makefile points at /usr/src/...-common, which is rewritten to the tree.
+headers() {
+    kernel_env
+    fetch
+    local tree="$CACHE/headers" stamp="$CACHE/headers.stamp" key spec
+    key="${PKGS[*]}"
+    HDR="$tree/usr/src/linux-headers-$KERNEL_ABI-amd64"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -d "$HDR" ]; then return 0; fi
+    log "unpacking headers for $KERNEL_ABI-amd64 ($KERNEL_VERSION)"
+    rm -rf "$tree" && mkdir -p "$tree"
+    for spec in "${PKGS[@]}"; do
+        case "$spec" in socat=* | libwrap0=*) continue ;; esac
+        dpkg-deb -x "$(deb_file "$spec")" "$tree"
+    done
+    [ -f "$HDR/Makefile" ] || die "no $HDR/Makefile"
+    sed -i "s#^include /usr/src/#include $tree/usr/src/#" "$HDR/Makefile"
+    grep -q "^include $tree/" "$HDR/Makefile" || die "unexpected $HDR/Makefile"
+    echo "$key" > "$stamp"
+}
+
+# module: the sources copied into build/linux/module and built there, so
+# the source folder stays clean.
+module() {
+    headers
+    local src="$ROOT/vsock-v4v" mdir="$OUT/module" stamp="$OUT/module.stamp" key
+    key="$(cat "$CACHE/headers.stamp" "$src"/*.c "$src"/*.h "$src/Kbuild" | sha256sum | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -s "$OUT/vsock-v4v.ko" ]; then return 0; fi
+    log "building vsock-v4v.ko against $KERNEL_ABI-amd64"
+    rm -rf "$mdir" && mkdir -p "$mdir"
+    cp "$src"/*.c "$src"/*.h "$src/Kbuild" "$mdir/"
+    nice make -s -C "$HDR" M="$mdir" modules >&2 || die "module build failed"
+    cp "$mdir/vsock-v4v.ko" "$OUT/vsock-v4v.ko"
+    echo "$key" > "$stamp"
+    log "built $OUT/vsock-v4v.ko"
+}
+
+copy_lib() {
+    local src="$1" root="$2" rel
+    case "$src" in
+        "$CACHE/pkgs/"*) rel="${src#"$CACHE/pkgs/"}" ;;
+        /*) rel="${src#/}" ;;
+        *) die "odd library path $src" ;;
+    esac
+    rel="${rel#usr/}"
+    mkdir -p "$root/$(dirname "$rel")"
+    cp -L "$src" "$root/$rel"
+}
+
+# image: the domU initramfs, an uncompressed newc cpio.
+image() {
+    module
+    local pk="$CACHE/pkgs" pstamp="$CACHE/pkgs.stamp" key
+    key="socat=$SOCAT_VERSION libwrap0=$LIBWRAP_VERSION"
+    if ! [ -f "$pstamp" ] || [ "$(cat "$pstamp")" != "$key" ]; then
+        rm -rf "$pk" && mkdir -p "$pk"
+        dpkg-deb -x "$(deb_file "socat=$SOCAT_VERSION")" "$pk"
+        dpkg-deb -x "$(deb_file "libwrap0=$LIBWRAP_VERSION")" "$pk"
+        echo "$key" > "$pstamp"
+    fi
+    local kdeb="$DOM0_CACHE/debs/linux-image-${KERNEL_ABI}-amd64_${KERNEL_VERSION}_amd64.deb"
+    [ -s "$kdeb" ] || die "no kernel package $kdeb (scripts/dom0-image.sh fetches it)"
+    local busybox="$DOM0_CACHE/pkgs/bin/busybox"
+    [ -x "$busybox" ] || die "no $busybox (scripts/dom0-image.sh unpacks it)"
+
+    local istamp="$OUT/domu.stamp" ikey
+    ikey="$(cat "$pstamp" "$OUT/module.stamp" "$0" "$ROOT/dom0/vsock/domu-init" | sha256sum | cut -d' ' -f1)$kdeb"
+    if [ -f "$istamp" ] && [ "$(cat "$istamp")" = "$ikey" ] && [ -s "$OUT/domu.cpio" ]; then return 0; fi
+    log "assembling the domU initramfs"
+    local r="$OUT/rootfs"
+    rm -rf "$r" && mkdir -p "$r"
+    local d
+    for d in bin sbin usr/bin usr/sbin lib/x86_64-linux-gnu lib64 lib/modules/v4v proc sys dev tmp root etc run; do
+        mkdir -p "$r/$d"
+    done
+    ln -s lib "$r/usr/lib"
+    chmod 1777 "$r/tmp"
+    install -m 755 "$busybox" "$r/bin/busybox"
+    local applet
+    while read -r applet; do
+        [ "$applet" = bin/busybox ] && continue
+        [ -e "$r/$applet" ] || [ -L "$r/$applet" ] && continue
+        case "$applet" in usr/*) ln -s ../../bin/busybox "$r/$applet" ;;
+                          *) ln -s ../bin/busybox "$r/$applet" ;; esac
+    done < <("$r/bin/busybox" --list-full)
+
+    install -m 755 "$pk/usr/bin/socat" "$r/usr/bin/socat"
+    local libs=() lib
+    while read -r lib; do libs+=("$lib"); done < <(
+        LD_LIBRARY_PATH="$pk/lib/x86_64-linux-gnu:$pk/usr/lib/x86_64-linux-gnu" ldd "$pk/usr/bin/socat" |
+        awk '/not found/ { print "MISSING:" $1; next }
+             $2 == "=>" && $3 ~ /^\// { print $3; next }
+             $1 ~ /^\// { print $1 }')
+    for lib in "${libs[@]}"; do
+        case "$lib" in MISSING:*) die "${lib#MISSING:} not found (install libssl3 on this machine)" ;; esac
+    done
+    for lib in $(printf '%s\n' "${libs[@]}" | sort -u); do copy_lib "$lib" "$r"; done
+    [ -x "$r/lib64/ld-linux-x86-64.so.2" ] || die "no dynamic loader copied"
+
+    local vko="./lib/modules/$KERNEL_ABI-amd64/kernel/net/vmw_vsock/vsock.ko"
+    dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O "$vko" > "$r/lib/modules/v4v/1-vsock.ko" ||
+        die "no vsock.ko in $kdeb"
+    if [ "$(head -c 4 "$r/lib/modules/v4v/1-vsock.ko" | od -An -c | tr -d ' ')" != '177ELF' ]; then
+        die "vsock.ko from $kdeb is not a plain ELF module"
+    fi
+    install -m 644 "$OUT/vsock-v4v.ko" "$r/lib/modules/v4v/2-vsock-v4v.ko"
+    install -m 755 "$ROOT/dom0/vsock/domu-init" "$r/init"
+    printf 'root:x:0:0:root:/root:/bin/sh\n' > "$r/etc/passwd"
+    printf 'root:x:0:\n' > "$r/etc/group"
+    (cd "$r" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$OUT/domu.cpio.tmp"
+    mv "$OUT/domu.cpio.tmp" "$OUT/domu.cpio"
+    echo "$ikey" > "$istamp"
+    log "built $OUT/domu.cpio ($(du -h "$OUT/domu.cpio" | cut -f1))"
+}
+
+overlay() {
+    [ $# -eq 1 ] || die "usage: $0 overlay DIR"
+    image
+    mkdir -p "$1/boot"
+    cp "$OUT/domu.cpio" "$1/boot/linux-domu.cpio"
+    cp "$ROOT/build/dom0/vmlinux" "$1/boot/vmlinux-domu"
+}
+
+case "${1:-image}" in
+    headers) headers ;;
+    module) module ;;
+    image) image ;;
+    overlay) shift; overlay "$@" ;;
+    *) die "usage: $0 headers | module | image | overlay DIR" ;;
+esac
