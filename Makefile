@@ -29,14 +29,11 @@ fmt-check:
 
 include mk/xen.mk
 include mk/guest.mk
-include mk/bench.mk
 include mk/v4vctl.mk
 include mk/dom0.mk
 include mk/scenarios.mk
 include mk/linux.mk
-
-# Benchmarks (not tests): the host copy-engine benchmark for now.
-bench: bench-host
+include mk/bench.mk
 
 # Every stage, each with its own count, then one summary line
 # `N passed, M failed`.

@@ -24,7 +24,10 @@ XEN_CONFIGURED := $(XEN_STAMPS)/xen-configured
 XEN_JOBS ?= 2
 # Options set on top of Debian's configuration (debian/xen-kconfig).
 # VERBOSE_DEBUG (reachable with EXPERT) lets domUs write to Xen's console.
-XEN_KCONFIG_SET := CONFIG_V4V CONFIG_EXPERT CONFIG_VERBOSE_DEBUG
+# ARGO (reachable with UNSUPPORTED): Argo, upstream Xen's C implementation of
+# the same idea, built in for `make bench` to compare against; it stays off
+# unless Xen is booted with `argo=1` (only the benchmark boot does).
+XEN_KCONFIG_SET := CONFIG_V4V CONFIG_EXPERT CONFIG_VERBOSE_DEBUG CONFIG_UNSUPPORTED CONFIG_ARGO
 
 RUST_TARGET := x86_64-unknown-none
 RUST_TARGET_DIR := $(BUILD)/target-xen

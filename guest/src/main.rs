@@ -3,13 +3,16 @@
 //!
 //! Modes (first word of the command line): `tests` runs the test list and
 //! prints TAP-like `V4VT` lines; `demo` registers a ring, sends itself a
-//! few messages and prints a readable transcript.
+//! few messages and prints a readable transcript; `scenario` plays a role
+//! in a multi-domain run; `bench` one side of `make bench`.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
 mod arch;
+mod argo;
+mod bench;
 mod cmdline;
 mod console;
 mod demo;
@@ -63,6 +66,7 @@ extern "C" fn start(si: *const StartInfo) -> ! {
         "tests" => tests::run(&cmd),
         "demo" => demo::run(&cmd),
         "scenario" => scenario::run(&cmd),
+        "bench" => bench::run(&cmd),
         // Harness self-checks: an exception, a panic, a guest that hangs.
         "fault" => {
             println!("V4VT plan 1");
