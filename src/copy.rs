@@ -67,25 +67,46 @@ impl Payload {
     }
 
     /// Check that every byte of the payload can be read now, so that a bad
-    /// buffer is reported (-EFAULT) among the caller's own arguments, before
-    /// the destination and space are looked at, and no wait is queued for a
-    /// message that could never be sent. One byte of each page is read (pages
-    /// are the unit in which guest memory is mapped or not): a page
+    /// buffer is reported (-EFAULT) as the caller's own bad argument,
+    /// whatever else is wrong with the send, and no wait is queued for a
+    /// message that could never be sent. One byte of each page is read
+    /// (pages are the unit in which guest memory is mapped or not): a page
     /// that is unmapped between this probe and the copy still faults then,
-    /// and the ring is left unchanged.
+    /// and the destination only sees bytes in its free space, never a
+    /// published message.
     pub fn probe<E: Env>(&self, env: &E) -> core::result::Result<(), Fault> {
+        self.probe_pages(env, false)
+    }
+
+    /// [`Payload::probe`] for every page but the one the payload starts in.
+    /// The copy reads that page first, before it writes anything, so a
+    /// fault there leaves the destination ring as it was; with this probe
+    /// done up front, a failed send never writes into the ring at all, and
+    /// a payload within one page (every small message) costs no probe.
+    pub fn probe_tail<E: Env>(&self, env: &E) -> core::result::Result<(), Fault> {
+        self.probe_pages(env, true)
+    }
+
+    fn probe_pages<E: Env>(&self, env: &E, skip_start: bool) -> core::result::Result<(), Fault> {
+        let mut skip = skip_start;
         for p in self.parts() {
             if p.iov_len == 0 {
                 continue;
             }
             let last = p.iov_base.checked_add(p.iov_len - 1).ok_or(Fault)?;
             let mut at = p.iov_base;
+            if core::mem::take(&mut skip) {
+                match next_page(at) {
+                    Some(next) if next <= last => at = next,
+                    _ => continue,
+                }
+            }
             loop {
                 let mut byte = 0u8;
                 // SAFETY: `byte` is a private one-byte buffer.
                 unsafe { env.copy_from_guest(&mut byte, at, 1)? };
                 // The next page's first byte, until past the last byte.
-                match (at | (PAGE_SIZE as u64 - 1)).checked_add(1) {
+                match next_page(at) {
                     Some(next) if next <= last => at = next,
                     _ => break,
                 }
@@ -147,6 +168,11 @@ pub fn write_message<E: Env>(
     fence(Ordering::Release);
     mem.write_tx_ptr(new_tx);
     Ok(new_tx)
+}
+
+/// The first byte of the guest page after the one `at` is in.
+fn next_page(at: u64) -> Option<u64> {
+    (at | (PAGE_SIZE as u64 - 1)).checked_add(1)
 }
 
 /// The source address a message carries: the caller's real domain.

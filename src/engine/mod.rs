@@ -11,7 +11,7 @@
 //! | L1 | `Engine::domains` (rw) | the set of domains with V4V state: read by every operation, written only to add a domain's state and at teardown |
 //! | L2 | `DomainState::rings` (rw, one per domain) | that domain's ring table and its pinned-page count: read to find a ring, written by register/unregister and teardown |
 //! | L3 | `Ring::state` (one per ring) | the ring's `tx_ptr` and its queue of waiting senders; held while a message is copied in, so writers to one ring are serialised and writers to different rings are not |
-//! | leaf | `Engine::viptables` (rw) | the rule list; no other lock is ever taken while it is held |
+//! | leaf | `Engine::viptables` (rw) | the rule list; no other lock is ever taken while it is held. `Engine::vip_rules` mirrors its length (stored under the write lock), so that a send skips the lock while there are no rules |
 //!
 //! A ring's memory (its pinned frames) is fixed from register to
 //! unregister, so it is read under L2 without L3; the words a guest owns in
@@ -28,13 +28,14 @@ mod register;
 mod send;
 mod viptables_ops;
 
-use crate::abi::op;
+use crate::abi::{op, Addr};
 use crate::env::{DomId, Env};
 use crate::error::{Error, Result};
 use crate::guest::GuestAddr;
 use crate::lock::{RwLock, L_DOMAINS, L_VIPTABLES};
 use crate::viptables::Viptables;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use domain::DomainState;
 
 /// Most rings one domain may register.
@@ -49,6 +50,10 @@ pub struct Engine<E: Env> {
     /// L1. Sorted by domain id.
     domains: RwLock<Vec<DomainState<E>>, L_DOMAINS>,
     viptables: RwLock<Viptables, L_VIPTABLES>,
+    /// How many rules `viptables` holds, stored by every change while its
+    /// write lock is held. A send that reads 0 goes ahead without the lock:
+    /// it is ordered before the change that adds the first rule.
+    vip_rules: AtomicUsize,
 }
 
 impl<E: Env> Default for Engine<E> {
@@ -63,6 +68,7 @@ impl<E: Env> Engine<E> {
         Engine {
             domains: RwLock::new(Vec::new()),
             viptables: RwLock::new(Viptables::new()),
+            vip_rules: AtomicUsize::new(0),
         }
     }
 
@@ -116,6 +122,20 @@ impl<E: Env> Engine<E> {
             d.dump(out)?;
         }
         Ok(())
+    }
+
+    /// Whether the viptables let a message from `src` to `dst` through.
+    fn viptables_allow(&self, src: Addr, dst: Addr) -> bool {
+        self.vip_rules.load(Ordering::Acquire) == 0 || self.viptables.read().allows(src, dst)
+    }
+
+    /// Changes the viptables under their write lock, then publishes the
+    /// new rule count for [`Engine::viptables_allow`].
+    fn change_viptables<T>(&self, f: impl FnOnce(&mut Viptables) -> T) -> T {
+        let mut table = self.viptables.write();
+        let r = f(&mut table);
+        self.vip_rules.store(table.len(), Ordering::Release);
+        r
     }
 
     /// Make sure `dom` has a state entry (rings table, wait counter).

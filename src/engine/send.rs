@@ -2,7 +2,7 @@
 use super::{find, Engine};
 use crate::abi::{Addr, DOMID_ANY};
 use crate::copy::{real_source, write_message, Payload};
-use crate::env::Env;
+use crate::env::{DomId, Env};
 use crate::error::{Error, Result};
 use crate::guest::GuestAddr;
 
@@ -16,6 +16,12 @@ pub enum PayloadArg {
 
 impl<E: Env> Engine<E> {
     /// Deliver one message; returns the payload length.
+    ///
+    /// A payload the caller cannot read is its own bad argument (-EFAULT)
+    /// whatever else is wrong. Only the pages past the one it starts in are
+    /// probed up front; the first page is probed only when the message is
+    /// not copied, since on the way in the copy reads it before writing
+    /// anything. A small successful send thus reads its payload once.
     pub(super) fn send(
         &self,
         env: &E,
@@ -32,18 +38,47 @@ impl<E: Env> Engine<E> {
             PayloadArg::Buffer(buf, len) => Payload::buffer(buf, len)?,
             PayloadArg::Iovs(iov, niov) => Payload::iovs(env, iov, niov)?,
         };
-        payload.probe(env)?;
+        payload.probe_tail(env)?;
+        match self.deliver(env, caller, src, dst, &payload, protocol) {
+            // -EAGAIN probed before it queued its wait.
+            Err(e) if e != Error::Fault && e != Error::Again => {
+                payload.probe(env)?;
+                Err(e)
+            }
+            r => r,
+        }
+    }
+
+    /// Everything after the caller's arguments: permission, destination,
+    /// space, the copy.
+    fn deliver(
+        &self,
+        env: &E,
+        caller: DomId,
+        src: Addr,
+        dst: Addr,
+        payload: &Payload,
+        protocol: u32,
+    ) -> Result<u32> {
         if src.domain != caller && src.domain != DOMID_ANY {
             return Err(Error::Perm);
         }
         let source = real_source(caller, src.port);
-        // The sender needs a state entry to count the wait it may queue.
-        self.ensure_domain(caller)?;
 
-        // Then the destination: domain, viptables, ring.
-        let domains = self.domains.read();
+        // L1 once. The sender needs a state entry to count a wait it may
+        // queue; its first send makes one (under the write lock, so outside
+        // the read lock).
+        let mut domains = self.domains.read();
+        if find(&domains, caller).is_none() {
+            drop(domains);
+            self.ensure_domain(caller)?;
+            domains = self.domains.read();
+        }
+        let me = find(&domains, caller).ok_or(Error::NoMem)?;
+
+        // The destination: domain, viptables, ring.
         let dest = find(&domains, dst.domain).ok_or(Error::NotConn)?;
-        if !self.viptables.read().allows(source, dst) {
+        if !self.viptables_allow(source, dst) {
             return Err(Error::Perm);
         }
         let table = dest.rings.read();
@@ -54,16 +89,18 @@ impl<E: Env> Engine<E> {
         if !len.can_ever_fit(payload.len()) {
             return Err(Error::NoBufs);
         }
-        let me = find(&domains, caller).ok_or(Error::NoMem)?;
         let mut st = ring.state.lock();
         if !len.fits(ring.rx(), st.tx, payload.len()) {
+            // No wait is queued for a message that could never be copied.
+            payload.probe(env)?;
             me.wait_on(&mut st, payload.len())?;
             return Err(Error::Again);
         }
-        st.tx = write_message(env, &ring.mem, st.tx, source, protocol, &payload)?;
+        st.tx = write_message(env, &ring.mem, st.tx, source, protocol, payload)?;
         me.stop_waiting(&mut st);
         drop(st);
         drop(table);
+        drop(domains);
         env.raise_virq(dst.domain);
         Ok(payload.len())
     }

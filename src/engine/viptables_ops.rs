@@ -12,7 +12,7 @@ impl<E: Env> Engine<E> {
             return Err(Error::Perm);
         }
         let rule = Rule::from_abi(&rule_p.read::<E, ViptablesRule>(env)?)?;
-        self.viptables.write().add(rule, position)
+        self.change_viptables(|t| t.add(rule, position))
     }
 
     pub(super) fn viptables_del(&self, env: &E, rule_p: GuestAddr, position: i32) -> Result<()> {
@@ -20,14 +20,14 @@ impl<E: Env> Engine<E> {
             return Err(Error::Perm);
         }
         match position {
-            p if p >= 0 => self.viptables.write().del_at(p as usize),
+            p if p >= 0 => self.change_viptables(|t| t.del_at(p as usize)),
             -1 if rule_p.is_null() => {
-                self.viptables.write().flush();
+                self.change_viptables(|t| t.flush());
                 Ok(())
             }
             -1 => {
                 let rule = Rule::from_abi(&rule_p.read::<E, ViptablesRule>(env)?)?;
-                self.viptables.write().del_rule(&rule)
+                self.change_viptables(|t| t.del_rule(&rule))
             }
             _ => Err(Error::Inval),
         }
