@@ -21,10 +21,10 @@ vsock-module: dom0-image
 linux-domu: dom0-image
 	$(LINUX_DOMU) image
 
-vsock-test: dom0-image dom0-tools-overlay $(BOOT_XEN_DEP)
+vsock-test: dom0-image dom0-guest-overlay dom0-tools-overlay $(BOOT_XEN_DEP)
 	@mkdir -p $(RESULTS)
 	$(LINUX_DOMU) overlay $(LINUX_OVERLAY)
-	$(DOM0_PACK) $(DOM0_DIR)/vsock.cpio $(ROOT)/dom0/vsock \
+	$(DOM0_PACK) $(DOM0_DIR)/vsock.cpio $(ROOT)/dom0/vsock $(DOM0_GUEST_OVERLAY) \
 		$(DOM0_TOOLS_OVERLAY) $(LINUX_OVERLAY)
 	$(MULTI) --initrd $(DOM0_DIR)/vsock.cpio --name vsock \
 		--timeout $(VSOCK_TIMEOUT) \

@@ -2,7 +2,8 @@
 # Linux domUs that speak AF_VSOCK over V4V (issue 6): the kernel module in
 # vsock-v4v/, built against Debian's headers for exactly the kernel the
 # images boot, and a small initramfs for PV domUs (busybox, socat, vsock.ko
-# from the kernel package, vsock-v4v.ko, /init from dom0/vsock/domu-init).
+# from the kernel package, vsock-v4v.ko, the datagram tool vdgram built
+# static from vsock-v4v/tools, /init from dom0/vsock/domu-init).
 #
 #   scripts/linux-domu.sh headers   fetch and unpack linux-headers-* and
 #                                   linux-kbuild-* (build/cache/linux)
@@ -145,7 +146,7 @@ image() {
     [ -x "$busybox" ] || die "no $busybox (scripts/dom0-image.sh unpacks it)"
 
     local istamp="$OUT/domu.stamp" ikey
-    ikey="$(cat "$pstamp" "$OUT/module.stamp" "$0" "$ROOT/dom0/vsock/domu-init" | sha256sum | cut -d' ' -f1)$kdeb"
+    ikey="$(cat "$pstamp" "$OUT/module.stamp" "$0" "$ROOT/dom0/vsock/domu-init" "$ROOT/vsock-v4v/tools/vdgram.c" | sha256sum | cut -d' ' -f1)$kdeb"
     if [ -f "$istamp" ] && [ "$(cat "$istamp")" = "$ikey" ] && [ -s "$OUT/domu.cpio" ]; then return 0; fi
     log "assembling the domU initramfs"
     local r="$OUT/rootfs"
@@ -166,6 +167,10 @@ image() {
     done < <("$r/bin/busybox" --list-full)
 
     install -m 755 "$pk/usr/bin/socat" "$r/usr/bin/socat"
+    # vdgram: AF_VSOCK datagrams from the shell (socat has no such address).
+    gcc -static -O2 -Wall -Wextra -Werror -o "$OUT/vdgram" "$ROOT/vsock-v4v/tools/vdgram.c" ||
+        die "building vdgram failed"
+    install -m 755 "$OUT/vdgram" "$r/usr/bin/vdgram"
     local libs=() lib
     while read -r lib; do libs+=("$lib"); done < <(
         LD_LIBRARY_PATH="$pk/lib/x86_64-linux-gnu:$pk/usr/lib/x86_64-linux-gnu" ldd "$pk/usr/bin/socat" |

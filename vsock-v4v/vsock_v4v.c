@@ -32,6 +32,7 @@
 #include <linux/spinlock.h>
 #include <linux/uio.h>
 #include <linux/skbuff.h>
+#include <linux/mutex.h>
 #include <net/sock.h>
 #include <net/af_vsock.h>
 #include <xen/xen.h>
@@ -54,6 +55,8 @@
 #define VV_MAX_BUF		(4U * 1024 * 1024)
 #define VV_PROBE_MS		250
 #define VV_MAX_PROBE		64
+/* A datagram socket's ring: 16 pages. */
+#define VV_DGRAM_PAGES		16
 
 static bool debug;
 module_param(debug, bool, 0644);
@@ -92,6 +95,11 @@ struct vv_sock {
 	u32 peer_buf_alloc;
 	u32 peer_fwd_cnt;
 	bool tx_blocked;		/* peer ring full; also read by rx work */
+	bool reset;			/* connection gone, sk_err says why */
+	/* datagram sockets, under vv_dgram_lock */
+	struct v4v_ring *dring;
+	u32 dport;
+	struct list_head dnode;
 	void *tx_buf;
 };
 
@@ -119,6 +127,13 @@ static bool vv_stopping;
 static DECLARE_BITMAP(vv_dead, VV_DOMID_LIMIT);
 
 static struct vsock_transport vv_transport;
+static LIST_HEAD(vv_dgrams);
+static DEFINE_MUTEX(vv_dgram_lock);
+static u32 vv_dgram_next = 49152;
+
+static struct v4v_ring *vv_ring_create(u32 port, unsigned int npages, long *rcp);
+static void vv_ring_destroy(struct v4v_ring *r);
+static void vv_dgram_unbind(struct vv_sock *vv);
 
 /* ---- the hypercall ------------------------------------------------------ */
 
@@ -296,15 +311,19 @@ static void vv_purge_rx(struct vv_sock *vv)
 	vv->rx_bytes = 0;
 }
 
-/* The connection is gone: err for blocked and later callers. Locked. */
+/*
+ * The connection is gone (RST, dead peer, failed send): every later read and
+ * write fails with err. The vsock core reports sk_err only for a socket in
+ * TCP_ESTABLISHED (otherwise a read says 0 or ENOTCONN), so the state stays
+ * and vv->reset makes it inert: no space, nothing sent, no probing.
+ */
 static void vv_set_reset(struct sock *sk, int err)
 {
-	struct vsock_sock *vsk = vsock_sk(sk);
+	struct vv_sock *vv = vsock_sk(sk)->trans;
 
-	vsk->peer_shutdown = SHUTDOWN_MASK;
-	sk->sk_state = TCP_CLOSE;
+	if (vv)
+		WRITE_ONCE(vv->reset, true);
 	sk->sk_err = err;
-	sock_set_flag(sk, SOCK_DONE);
 	sk_error_report(sk);
 	sk->sk_state_change(sk);
 	sk->sk_write_space(sk);
@@ -328,6 +347,7 @@ static int vv_init(struct vsock_sock *vsk, struct vsock_sock *psk)
 		return -ENOMEM;
 	vv->vsk = vsk;
 	INIT_LIST_HEAD(&vv->rx_q);
+	INIT_LIST_HEAD(&vv->dnode);
 	if (psk && psk->trans)
 		vv->buf_alloc = ((struct vv_sock *)psk->trans)->buf_alloc;
 	else
@@ -347,6 +367,7 @@ static void vv_destruct(struct vsock_sock *vsk)
 
 	if (!vv)
 		return;
+	vv_dgram_unbind(vv);
 	spin_lock_bh(&vv_socks_lock);
 	list_del(&vv->node);
 	if (vv->tx_blocked)
@@ -364,7 +385,9 @@ static void vv_release(struct vsock_sock *vsk)
 	struct vv_sock *vv = vsk->trans;
 
 	if (vv) {
-		if (sk->sk_state == TCP_ESTABLISHED) {
+		if (READ_ONCE(vv->reset)) {
+			/* nothing to tell the peer */
+		} else if (sk->sk_state == TCP_ESTABLISHED) {
 			/* Unread data makes the close abortive, as in TCP. */
 			if (vv->rx_bytes)
 				vv_sock_ctl(vsk, VV_RST);
@@ -374,6 +397,7 @@ static void vv_release(struct vsock_sock *vsk)
 			vv_sock_ctl(vsk, VV_RST);
 		}
 		vv_purge_rx(vv);
+		vv_dgram_unbind(vv);
 	}
 	sk->sk_state = TCP_CLOSE;
 	sock_set_flag(sk, SOCK_DONE);
@@ -392,24 +416,156 @@ static bool vv_stream_allow(u32 cid, u32 port)
 
 static bool vv_dgram_allow(u32 cid, u32 port)
 {
-	return false;
+	return vv_cid_ok(cid);
+}
+
+/*
+ * Datagrams: a bound datagram socket owns a V4V ring at V4V port = its
+ * vsock port (any sender), and a datagram is one V4V message of protocol
+ * V4V_PROTO_DGRAM with the bare payload, so any V4V guest can talk to it.
+ */
+static int vv_dgram_port_used(u32 port)
+{
+	struct vv_sock *d;
+
+	list_for_each_entry(d, &vv_dgrams, dnode)
+		if (d->dport == port)
+			return 1;
+	return port == VV_STREAM_PORT;
 }
 
 static int vv_dgram_bind(struct vsock_sock *vsk, struct sockaddr_vm *addr)
 {
-	return -EOPNOTSUPP;
+	struct vv_sock *vv = vsk->trans;
+	struct v4v_ring *r;
+	u32 port = addr->svm_port;
+	unsigned int tries;
+	long rc;
+
+	if (!vv)
+		return -ENODEV;
+	if (vv->dring)
+		return -EINVAL;
+	if (addr->svm_cid != VMADDR_CID_ANY && addr->svm_cid != vv_get_local_cid())
+		return -EADDRNOTAVAIL;
+	mutex_lock(&vv_dgram_lock);
+	if (port == VMADDR_PORT_ANY) {
+		for (tries = 0; tries < 16384; tries++) {
+			port = vv_dgram_next++;
+			if (vv_dgram_next >= 65536)
+				vv_dgram_next = 49152;
+			if (!vv_dgram_port_used(port))
+				break;
+		}
+		if (tries == 16384) {
+			mutex_unlock(&vv_dgram_lock);
+			return -EADDRINUSE;
+		}
+	} else if (vv_dgram_port_used(port)) {
+		mutex_unlock(&vv_dgram_lock);
+		return -EADDRINUSE;
+	}
+	r = vv_ring_create(port, VV_DGRAM_PAGES, &rc);
+	if (!r) {
+		mutex_unlock(&vv_dgram_lock);
+		return rc == -ENOMEM ? -ENOMEM : -EADDRNOTAVAIL;
+	}
+	vv->dring = r;
+	vv->dport = port;
+	list_add(&vv->dnode, &vv_dgrams);
+	mutex_unlock(&vv_dgram_lock);
+	vsock_addr_init(&vsk->local_addr, vv_get_local_cid(), port);
+	return 0;
+}
+
+static void vv_dgram_unbind(struct vv_sock *vv)
+{
+	mutex_lock(&vv_dgram_lock);
+	if (vv->dring) {
+		list_del(&vv->dnode);
+		vv_ring_destroy(vv->dring);
+		vv->dring = NULL;
+	}
+	mutex_unlock(&vv_dgram_lock);
 }
 
 static int vv_dgram_enqueue(struct vsock_sock *vsk, struct sockaddr_vm *addr,
 			    struct msghdr *msg, size_t len)
 {
-	return -EOPNOTSUPP;
+	struct v4v_addr src, dst;
+	void *buf;
+	long rc;
+
+	if (len > VV_MAX_DATA)
+		return -EMSGSIZE;
+	if (!vv_cid_ok(addr->svm_cid))
+		return -EINVAL;
+	buf = kvmalloc(len ? len : 1, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	if (memcpy_from_msg(buf, msg, len)) {
+		kvfree(buf);
+		return -EFAULT;
+	}
+	src.port = vsk->local_addr.svm_port;
+	src.domain = V4V_DOMID_ANY;
+	dst.port = addr->svm_port;
+	dst.domain = vv_cid_to_dom(addr->svm_cid);
+	rc = v4v_call(V4V_OP_SEND, (unsigned long)&src, (unsigned long)&dst,
+		      (unsigned long)buf, len, V4V_PROTO_DGRAM);
+	kvfree(buf);
+	if (rc >= 0)
+		return len;
+	switch (rc) {
+	case -EAGAIN:
+		return -EAGAIN;
+	case -ENOBUFS:
+		return -EMSGSIZE;
+	case -ENOTCONN:
+		return -ECONNREFUSED;	/* no such domain or no ring at that port */
+	case -EPERM:
+		return -EACCES;		/* viptables REJECT */
+	default:
+		return (int)rc;
+	}
 }
+
+/* The source address of a queued datagram. */
+struct vv_dgram_cb {
+	u32 cid;
+	u32 port;
+};
 
 static int vv_dgram_dequeue(struct vsock_sock *vsk, struct msghdr *msg,
 			    size_t len, int flags)
 {
-	return -EOPNOTSUPP;
+	struct sock *sk = sk_vsock(vsk);
+	struct vv_dgram_cb *cb;
+	struct sk_buff *skb;
+	size_t n;
+	int err;
+
+	if (flags & ~(MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC))
+		return -EOPNOTSUPP;
+	skb = skb_recv_datagram(sk, flags, &err);
+	if (!skb)
+		return err;
+	n = min_t(size_t, len, skb->len);
+	err = skb_copy_datagram_msg(skb, 0, msg, n);
+	if (!err) {
+		if (n < skb->len)
+			msg->msg_flags |= MSG_TRUNC;
+		if (msg->msg_name) {
+			DECLARE_SOCKADDR(struct sockaddr_vm *, vm_addr, msg->msg_name);
+
+			cb = (struct vv_dgram_cb *)skb->cb;
+			vsock_addr_init(vm_addr, cb->cid, cb->port);
+			msg->msg_namelen = sizeof(*vm_addr);
+		}
+		err = (flags & MSG_TRUNC) ? skb->len : n;
+	}
+	skb_free_datagram(sk, skb);
+	return err;
 }
 
 static int vv_errno(long rc)
@@ -450,7 +606,9 @@ static int vv_shutdown(struct vsock_sock *vsk, int mode)
 {
 	u32 flags = 0;
 
-	if (sk_vsock(vsk)->sk_state != TCP_ESTABLISHED)
+	struct vv_sock *vv = vsk->trans;
+
+	if (sk_vsock(vsk)->sk_state != TCP_ESTABLISHED || !vv || vv->reset)
 		return 0;
 	if (mode & RCV_SHUTDOWN)
 		flags |= VV_SHUT_RD;
@@ -473,7 +631,7 @@ static s64 vv_stream_has_space(struct vsock_sock *vsk)
 {
 	struct vv_sock *vv = vsk->trans;
 
-	if (!vv || READ_ONCE(vv->tx_blocked))
+	if (!vv || READ_ONCE(vv->tx_blocked) || READ_ONCE(vv->reset))
 		return 0;
 	return vv_credit(vv);
 }
@@ -527,6 +685,8 @@ static ssize_t vv_stream_enqueue(struct vsock_sock *vsk, struct msghdr *msg,
 
 	if (!vv)
 		return -ENOTCONN;
+	if (vv->reset)
+		return 0;
 	n = min_t(size_t, len, vv_credit(vv));
 	n = min_t(size_t, n, VV_MAX_DATA);
 	if (!n)
@@ -559,7 +719,8 @@ static ssize_t vv_stream_enqueue(struct vsock_sock *vsk, struct msghdr *msg,
 			vv_mark_blocked(vv, false);
 		return 0;
 	}
-	vv_set_reset(sk, vv_errno(rc));
+	/* The peer's ring is gone (domain dead, module unloaded, a rule). */
+	vv_set_reset(sk, ECONNRESET);
 	return 0;
 }
 
@@ -593,7 +754,7 @@ static ssize_t vv_stream_dequeue(struct vsock_sock *vsk, struct msghdr *msg,
 	/* Credit back to the peer once a quarter of the buffer is free. */
 	if (!(flags & MSG_PEEK) && copied &&
 	    vv->fwd_cnt - vv->fwd_sent >= vv->buf_alloc / 4 &&
-	    sk_vsock(vsk)->sk_state == TCP_ESTABLISHED)
+	    sk_vsock(vsk)->sk_state == TCP_ESTABLISHED && !vv->reset)
 		vv_sock_ctl(vsk, VV_ACK);
 	return copied;
 }
@@ -669,14 +830,19 @@ static struct vsock_transport vv_transport = {
 
 /* ---- receiving ---------------------------------------------------------- */
 
-/* Copy n bytes at ring offset off (wrapping) out of the ring. */
+/* Copy n bytes at offset off (wrapping at len) out of ring r. */
+static void vv_rread(const struct v4v_ring *r, u32 len, u32 off, void *dst, u32 n)
+{
+	u32 first = min_t(u32, n, len - off);
+
+	memcpy(dst, r->ring + off, first);
+	if (n > first)
+		memcpy((u8 *)dst + first, r->ring, n - first);
+}
+
 static void vv_ring_read(u32 off, void *dst, u32 n)
 {
-	u32 first = min_t(u32, n, VV_RING_LEN - off);
-
-	memcpy(dst, vv_ring->ring + off, first);
-	if (n > first)
-		memcpy((u8 *)dst + first, vv_ring->ring, n - first);
+	vv_rread(vv_ring, VV_RING_LEN, off, dst, n);
 }
 
 static void vv_ring_skip(u32 *off, u32 n)
@@ -796,7 +962,7 @@ static void vv_deliver(struct sock *sk, u16 dom, const struct vv_hdr *h,
 		return;
 	}
 
-	if (vv->peer_dom != dom)
+	if (vv->peer_dom != dom || vv->reset)
 		return;
 	if (flags & VV_RST) {
 		vv_set_reset(sk, ECONNRESET);
@@ -878,6 +1044,68 @@ static void vv_wake_blocked(void)
 	spin_unlock_bh(&vv_socks_lock);
 }
 
+/* Every message of one datagram socket's ring onto its receive queue. */
+static bool vv_dgram_drain(struct vv_sock *vv)
+{
+	const u32 len = VV_DGRAM_PAGES * PAGE_SIZE - 64;
+	struct sock *sk = sk_vsock(vv->vsk);
+	struct v4v_ring_message_header mh;
+	struct v4v_ring *r = vv->dring;
+	struct vv_dgram_cb *cb;
+	struct sk_buff *skb;
+	bool consumed = false;
+	u32 rx, tx, plen, off;
+
+	rx = READ_ONCE(r->rx_ptr);
+	for (;;) {
+		tx = READ_ONCE(r->tx_ptr);
+		virt_rmb();
+		if (rx == tx)
+			break;
+		if (tx >= len || (tx & 15) || rx >= len || (rx & 15))
+			break;
+		memcpy(&mh, r->ring + rx, sizeof(mh));
+		if (mh.len < sizeof(mh) || V4V_ROUNDUP(mh.len) >= len) {
+			rx = tx;
+		} else {
+			plen = mh.len - sizeof(mh);
+			off = rx + sizeof(mh);
+			if (off >= len)
+				off -= len;
+			skb = alloc_skb(plen, GFP_KERNEL | __GFP_NOWARN);
+			if (skb) {
+				vv_rread(r, len, off, skb_put(skb, plen), plen);
+				cb = (struct vv_dgram_cb *)skb->cb;
+				cb->cid = mh.source.domain < VV_DOMID_LIMIT ?
+					  vv_dom_to_cid(mh.source.domain) : VMADDR_CID_ANY;
+				cb->port = mh.source.port;
+				/* A full receive queue drops, as UDP does. */
+				if (sock_queue_rcv_skb(sk, skb))
+					kfree_skb(skb);
+			}
+			rx += V4V_ROUNDUP(mh.len);
+			if (rx >= len)
+				rx -= len;
+		}
+		virt_mb();
+		WRITE_ONCE(r->rx_ptr, rx);
+		consumed = true;
+	}
+	return consumed;
+}
+
+static bool vv_dgram_rx(void)
+{
+	struct vv_sock *vv;
+	bool consumed = false;
+
+	mutex_lock(&vv_dgram_lock);
+	list_for_each_entry(vv, &vv_dgrams, dnode)
+		consumed |= vv_dgram_drain(vv);
+	mutex_unlock(&vv_dgram_lock);
+	return consumed;
+}
+
 static void vv_rx(struct work_struct *work)
 {
 	struct v4v_ring_message_header mh;
@@ -929,6 +1157,8 @@ publish:
 		consumed = true;
 		cond_resched();
 	}
+	if (vv_dgram_rx())
+		consumed = true;
 	if (consumed)
 		v4v_call(V4V_OP_NOTIFY, 0, 0, 0, 0, 0);
 	vv_wake_blocked();
@@ -949,16 +1179,11 @@ static void vv_reset_dead(struct sock *sk)
 	struct vsock_sock *vsk = vsock_sk(sk);
 	struct vv_sock *vv = vsk->trans;
 
-	if (!vv || sk->sk_state != TCP_ESTABLISHED ||
+	if (!vv || sk->sk_state != TCP_ESTABLISHED || READ_ONCE(vv->reset) ||
 	    !test_bit(vv->peer_dom, vv_dead))
 		return;
-	/* Under vsock_table_lock: no lock_sock, only flags and a wakeup. */
-	vsk->peer_shutdown = SHUTDOWN_MASK;
-	sk->sk_err = ECONNRESET;
-	sk->sk_state = TCP_CLOSE;
-	sock_set_flag(sk, SOCK_DONE);
-	sk_error_report(sk);
-	sk->sk_write_space(sk);
+	/* Under vsock_table_lock: no lock_sock, only flags and wakeups. */
+	vv_set_reset(sk, ECONNRESET);
 }
 
 static void vv_probe(struct work_struct *work)
@@ -974,7 +1199,8 @@ static void vv_probe(struct work_struct *work)
 	list_for_each_entry(vv, &vv_socks, node) {
 		struct sock *sk = sk_vsock(vv->vsk);
 
-		if (READ_ONCE(sk->sk_state) != TCP_ESTABLISHED)
+		if (READ_ONCE(sk->sk_state) != TCP_ESTABLISHED ||
+		    READ_ONCE(vv->reset))
 			continue;
 		for (i = 0; i < n; i++)
 			if (doms[i] == vv->peer_dom)
@@ -1019,39 +1245,73 @@ static void vv_probe(struct work_struct *work)
 
 /* ---- the ring and the module -------------------------------------------- */
 
-static int vv_register_ring(void)
+/*
+ * A receive ring of npages vmalloc'ed pages at V4V port `port`, any
+ * sender; on success Xen has written our domain id into its id.
+ */
+static struct v4v_ring *vv_ring_create(u32 port, unsigned int npages, long *rcp)
 {
 	struct v4v_pfn_list *pl;
+	struct v4v_ring *r;
 	unsigned int i;
 	long rc;
 
-	vv_ring = vzalloc(VV_RING_PAGES * PAGE_SIZE);
-	if (!vv_ring)
-		return -ENOMEM;
-	pl = kzalloc(struct_size(pl, pages, VV_RING_PAGES), GFP_KERNEL);
-	if (!pl) {
-		vfree(vv_ring);
-		vv_ring = NULL;
-		return -ENOMEM;
+	r = vzalloc(npages * PAGE_SIZE);
+	if (!r) {
+		*rcp = -ENOMEM;
+		return NULL;
 	}
-	vv_ring->magic = V4V_RING_MAGIC;
-	vv_ring->id.addr.port = VV_STREAM_PORT;
-	vv_ring->id.addr.domain = V4V_DOMID_ANY;
-	vv_ring->id.partner = V4V_DOMID_ANY;
-	vv_ring->len = VV_RING_LEN;
+	pl = kzalloc(struct_size(pl, pages, npages), GFP_KERNEL);
+	if (!pl) {
+		vfree(r);
+		*rcp = -ENOMEM;
+		return NULL;
+	}
+	r->magic = V4V_RING_MAGIC;
+	r->id.addr.port = port;
+	r->id.addr.domain = V4V_DOMID_ANY;
+	r->id.partner = V4V_DOMID_ANY;
+	r->len = npages * PAGE_SIZE - 64;
 	pl->magic = V4V_PFN_LIST_MAGIC;
-	pl->npage = VV_RING_PAGES;
+	pl->npage = npages;
 	/* Frame numbers as Xen takes them: machine frames for a PV guest. */
-	for (i = 0; i < VV_RING_PAGES; i++)
-		pl->pages[i] = xen_page_to_gfn(vmalloc_to_page((u8 *)vv_ring +
+	for (i = 0; i < npages; i++)
+		pl->pages[i] = xen_page_to_gfn(vmalloc_to_page((u8 *)r +
 							       i * PAGE_SIZE));
-	rc = v4v_call(V4V_OP_REGISTER_RING, (unsigned long)vv_ring,
+	rc = v4v_call(V4V_OP_REGISTER_RING, (unsigned long)r,
 		      (unsigned long)pl, 0, 0, 0);
 	kfree(pl);
 	if (rc < 0) {
+		vfree(r);
+		*rcp = rc;
+		return NULL;
+	}
+	*rcp = 0;
+	return r;
+}
+
+static void vv_ring_destroy(struct v4v_ring *r)
+{
+	long rc;
+
+	if (!r)
+		return;
+	rc = v4v_call(V4V_OP_UNREGISTER_RING, (unsigned long)r, 0, 0, 0, 0);
+	if (rc < 0)
+		/* Xen may still hold the pages: leak them rather than reuse. */
+		pr_err("unregister_ring port %#x: %ld; ring memory leaked\n",
+		       r->id.addr.port, rc);
+	else
+		vfree(r);
+}
+
+static int vv_register_ring(void)
+{
+	long rc;
+
+	vv_ring = vv_ring_create(VV_STREAM_PORT, VV_RING_PAGES, &rc);
+	if (!vv_ring) {
 		pr_err("register_ring: %ld\n", rc);
-		vfree(vv_ring);
-		vv_ring = NULL;
 		return rc == -ENOSYS ? -ENODEV : (int)rc;
 	}
 	/* Xen wrote our domain id into the ring id. */
@@ -1061,17 +1321,7 @@ static int vv_register_ring(void)
 
 static void vv_unregister_ring(void)
 {
-	long rc;
-
-	if (!vv_ring)
-		return;
-	rc = v4v_call(V4V_OP_UNREGISTER_RING, (unsigned long)vv_ring, 0, 0, 0, 0);
-	if (rc < 0) {
-		/* Xen still holds the pages: leak them rather than reuse. */
-		pr_err("unregister_ring: %ld; ring memory leaked\n", rc);
-	} else {
-		vfree(vv_ring);
-	}
+	vv_ring_destroy(vv_ring);
 	vv_ring = NULL;
 }
 
@@ -1104,7 +1354,8 @@ static int __init vv_module_init(void)
 	}
 	vv_irq = rc;
 
-	rc = vsock_core_register(&vv_transport, VSOCK_TRANSPORT_F_G2H);
+	rc = vsock_core_register(&vv_transport,
+				 VSOCK_TRANSPORT_F_G2H | VSOCK_TRANSPORT_F_DGRAM);
 	if (rc) {
 		pr_err("vsock_core_register: %d\n", rc);
 		goto err_irq;

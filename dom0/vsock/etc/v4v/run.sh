@@ -9,8 +9,9 @@
 
 K=/boot/vmlinux-domu
 R=/boot/linux-domu.cpio
-A=1 B=2 A2=3
+A=1 B=2 A2=3 RA=4 RB=5
 CID_A=$((A + 3)) CID_A2=$((A2 + 3))
+G=/boot/v4v-test-guest
 
 # linux_create NAME EXTRA MEM_MB WANT_ID: domu_create's recipe with a ramdisk.
 linux_create() {
@@ -72,7 +73,7 @@ live() {
 }
 
 if linux_create a "role=server" 128 "$A" &&
-    linux_create b "role=client srv=$CID_A srv2=$CID_A2" 128 "$B"; then
+    linux_create b "role=client srv=$CID_A srv2=$CID_A2 ra=$RA rb=$RB" 128 "$B"; then
     result ok vsock.dom0-domids-as-planned
     live a
     live b
@@ -125,6 +126,29 @@ if wait_b 'V4VD mark death-ready' 200; then
     fi
 fi
 
+# Datagrams between the Linux client and two Rust test domUs in the
+# guest's show roles: ra (show-a) sends b 6 lines, rb (show-b) prints what
+# b sends it; their casts name b as the peer.
+if wait_b 'V4VD mark dgram-ready' 300; then
+    if domu_create ra "$G" "scenario role=show-a a=$RA b=$B c=$RB h=0 b2=0" 1 32 "$RA" >/dev/null &&
+        domu_create rb "$G" "scenario role=show-b a=$B b=$RB c=$B h=0 b2=0" 1 32 "$RB" >/dev/null; then
+        result ok vsock.dom0-rust-domus
+    else
+        result fail vsock.dom0-rust-domus "xl create ra/rb"
+    fi
+    # rb's last line; xenconsoled may write it after the domain is gone.
+    wait_log rb 'b: done:' 300
+    got=0
+    for i in 1 2 3; do
+        grep -q "b: <- a (dom$B:7000): \"hello from linux $i\"" "$(domu_log rb)" && got=$((got + 1))
+    done
+    if [ $got = 3 ] && grep -q "b: done: 3 messages from a" "$(domu_log rb)"; then
+        result ok vsock.dgram-linux-to-rust
+    else
+        result fail vsock.dgram-linux-to-rust "rb printed $got of 3 lines"
+    fi
+fi
+
 if wait_gone b 300; then
     result ok vsock.dom0-client-finished
 else
@@ -132,8 +156,9 @@ else
     xl destroy b
 fi
 xl destroy a2 2>/dev/null
+for d in ra rb; do wait_gone "$d" 60 || xl destroy "$d"; done
 
 kill $(jobs -p) 2>/dev/null
-for d in a b a2; do
+for d in a b a2 ra rb; do
     dump_log "$d"
 done

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vdgram: AF_VSOCK datagrams from the shell, for the tests (socat has no
+ * vsock datagram address).
+ *
+ *   vdgram send CID PORT SRCPORT TEXT   one datagram from SRCPORT (0: any);
+ *                                       exit 0 when sent, else errno text
+ *   vdgram recv PORT COUNT SECONDS      bind PORT, print COUNT datagrams as
+ *                                       "CID:PORT TEXT" lines; exit 1 if
+ *                                       fewer came within SECONDS
+ *   vdgram drain CID PORT               connect a stream socket and read it
+ *                                       until end of file (exit 0) or an
+ *                                       error (its name on stderr, exit 1)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+
+static unsigned long num(const char *s)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 0);
+
+	if (!*s || *end) {
+		fprintf(stderr, "vdgram: bad number '%s'\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+static int sock_bound(unsigned int port)
+{
+	struct sockaddr_vm a = { .svm_family = AF_VSOCK };
+	int fd = socket(AF_VSOCK, SOCK_DGRAM, 0);
+
+	if (fd < 0) {
+		fprintf(stderr, "vdgram: socket: %s\n", strerror(errno));
+		exit(1);
+	}
+	if (port) {
+		a.svm_cid = VMADDR_CID_ANY;
+		a.svm_port = port;
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			fprintf(stderr, "vdgram: bind %u: %s\n", port, strerror(errno));
+			exit(1);
+		}
+	}
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_vm a = { .svm_family = AF_VSOCK };
+	char buf[65536];
+
+	if (argc == 6 && !strcmp(argv[1], "send")) {
+		int fd = sock_bound(num(argv[4]));
+
+		a.svm_cid = num(argv[2]);
+		a.svm_port = num(argv[3]);
+		if (sendto(fd, argv[5], strlen(argv[5]), 0,
+			   (struct sockaddr *)&a, sizeof(a)) < 0) {
+			fprintf(stderr, "vdgram: sendto %u:%u: %s\n", a.svm_cid,
+				a.svm_port, strerror(errno));
+			return 1;
+		}
+		return 0;
+	}
+	if (argc == 5 && !strcmp(argv[1], "recv")) {
+		int fd = sock_bound(num(argv[2]));
+		unsigned long want = num(argv[3]), got = 0;
+		struct timeval end, now, tv;
+
+		gettimeofday(&end, NULL);
+		end.tv_sec += num(argv[4]);
+		while (got < want) {
+			socklen_t alen = sizeof(a);
+			ssize_t n;
+
+			gettimeofday(&now, NULL);
+			if (!timercmp(&now, &end, <))
+				break;
+			timersub(&end, &now, &tv);
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			n = recvfrom(fd, buf, sizeof(buf) - 1, 0,
+				     (struct sockaddr *)&a, &alen);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EINTR)
+					continue;
+				fprintf(stderr, "vdgram: recvfrom: %s\n", strerror(errno));
+				return 1;
+			}
+			buf[n] = 0;
+			printf("%u:%u %s\n", a.svm_cid, a.svm_port, buf);
+			fflush(stdout);
+			got++;
+		}
+		return got == want ? 0 : 1;
+	}
+	if (argc == 4 && !strcmp(argv[1], "drain")) {
+		int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+		unsigned long long total = 0;
+		ssize_t n;
+
+		a.svm_cid = num(argv[2]);
+		a.svm_port = num(argv[3]);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			fprintf(stderr, "vdgram: connect %u:%u: %s\n", a.svm_cid,
+				a.svm_port, strerror(errno));
+			return 1;
+		}
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			total += n;
+		if (n < 0) {
+			fprintf(stderr, "vdgram: read after %llu bytes: %s\n", total,
+				strerror(errno));
+			return 1;
+		}
+		fprintf(stderr, "vdgram: end of file after %llu bytes\n", total);
+		return 0;
+	}
+	fprintf(stderr, "usage: vdgram send CID PORT SRCPORT TEXT | recv PORT COUNT SECONDS | drain CID PORT\n");
+	return 2;
+}
