@@ -55,15 +55,16 @@ ROWS = [
     ("rtt_p99_ns", "ping-pong p99", "us", 1e-3, False),
     # How the two sides of a stream took turns (no better or worse: the
     # explanation of the stream rows).
-    ("stream_waits_pm", "sender waits", "/1000 msg", 1.0, None),
-    ("stream_notifies_pm", "receiver notifies", "/1000 msg", 1.0, None),
+    ("stream_waits_ppm", "sender waits", "/1000 msg", 1e-3, None),
+    ("stream_notifies_ppm", "receiver notifies", "/1000 msg", 1e-3, None),
+    ("stream_sleeps_ppm", "receiver sleeps", "/1000 msg", 1e-3, None),
 ]
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--vmlinux", default=os.path.join(ROOT, "build/dom0/vmlinux"))
-    p.add_argument("--initrd", required=True, help="dom0 initramfs with dom0/bench")
+    p.add_argument("--initrd", help="dom0 initramfs with dom0/bench (required to boot)")
     p.add_argument("--dom0-cmdline", default=multi.DEFAULT_DOM0_CMDLINE)
     p.add_argument("--expect", default=os.path.join(ROOT, "dom0/bench/expect"))
     p.add_argument("--memory", default="2048", help="QEMU -m (MiB)")
@@ -377,6 +378,9 @@ def main():
                 col.feed(line, 0.0)
         elapsed = 0.0
     else:
+        if not args.initrd:
+            print("bench: --initrd is required (or --from-serial)", file=sys.stderr)
+            return 2
         if not qemu.check_inputs("bench", ((args.xen, "Xen image"),
                                            (args.vmlinux, "dom0 kernel"),
                                            (args.initrd, "dom0 initramfs"))):

@@ -38,8 +38,11 @@ pub fn run(mut node: Node, peer: u16, v4v_virq: u32, argo_virq: u32) -> Result<(
         };
         match words.first() {
             Some(&"stream") => {
-                let (msgs, t_last, notifies) = stream(ch, num(2)? as usize, &mut buf)?;
-                node.tell(peer, &format!("streamed {msgs} {t_last} {notifies}"))?;
+                let (msgs, t_last, notifies, sleeps) = stream(ch, num(2)? as usize, &mut buf)?;
+                node.tell(
+                    peer,
+                    &format!("streamed {msgs} {t_last} {notifies} {sleeps}"),
+                )?;
             }
             Some(&"drain") => {
                 let size = num(2)? as usize;
@@ -93,11 +96,16 @@ fn next_tag(node: &mut Node, peer: u16, ports: &[u32]) -> Result<String, String>
 
 /// Drains the data ring until END: checks every sequence number, tells
 /// Xen about freed space every quarter ring and whenever the ring runs
-/// dry. Returns the count, when the last message arrived and how many
-/// notifies it made.
-fn stream(ch: &mut dyn Channel, size: usize, buf: &mut Vec<u8>) -> Result<(u64, u64, u64), String> {
+/// dry. Returns the count, when the last message arrived, how many
+/// notifies it made and how many times it found the ring empty and slept.
+fn stream(
+    ch: &mut dyn Channel,
+    size: usize,
+    buf: &mut Vec<u8>,
+) -> Result<(u64, u64, u64, u64), String> {
     let name = ch.name();
-    let (mut msgs, mut t_last, mut freed, mut notifies) = (0u64, 0u64, 0usize, 0u64);
+    let (mut msgs, mut t_last, mut freed) = (0u64, 0u64, 0usize);
+    let (mut notifies, mut sleeps) = (0u64, 0u64);
     let mut deadline = time::deadline_ms(PATIENCE_MS);
     loop {
         let mut got = false;
@@ -128,7 +136,7 @@ fn stream(ch: &mut dyn Channel, size: usize, buf: &mut Vec<u8>) -> Result<(u64, 
                     if seq != Some(msgs) {
                         return Err(format!("{name} stream: END says {seq:?}, got {msgs}"));
                     }
-                    return Ok((msgs, t_last, notifies));
+                    return Ok((msgs, t_last, notifies, sleeps));
                 }
                 other => return Err(format!("{name} stream: message kind {other:#x}")),
             }
@@ -138,8 +146,11 @@ fn stream(ch: &mut dyn Channel, size: usize, buf: &mut Vec<u8>) -> Result<(u64, 
             notifies += 1;
             freed = 0;
             deadline = time::deadline_ms(PATIENCE_MS);
-        } else if !scenario::wait_virq(ch.virq(), deadline) {
-            return Err(format!("{name} stream: nothing for {PATIENCE_MS} ms"));
+        } else {
+            sleeps += 1;
+            if !scenario::wait_virq(ch.virq(), deadline) {
+                return Err(format!("{name} stream: nothing for {PATIENCE_MS} ms"));
+            }
         }
     }
 }

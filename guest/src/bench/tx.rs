@@ -219,7 +219,7 @@ impl Tx {
         self.send_waiting(ch, DATA, 8, kind::END)?;
         let reply = self.node.hear(self.peer, "streamed")?;
         let nums: Vec<u64> = reply.split(' ').filter_map(|w| w.parse().ok()).collect();
-        let [got, t_last, notifies] = nums[..] else {
+        let [got, t_last, notifies, sleeps] = nums[..] else {
             return Err(format!("bad 'streamed {reply}'"));
         };
         if got != sent {
@@ -236,21 +236,29 @@ impl Tx {
             per_second(sent * size as u64, ns),
         );
         figure("stream_msgps", name, size, rep, per_second(sent, ns));
-        // How the two sides took turns: full-ring waits of the sender and
-        // notifies of the receiver, per 1000 messages.
+        // How the two sides took turns, per million messages: full-ring waits
+        // of the sender, notifies of the receiver, and how often the
+        // receiver found the ring empty and slept until the next VIRQ.
         figure(
-            "stream_waits_pm",
+            "stream_waits_ppm",
             name,
             size,
             rep,
-            waits * 1000 / sent.max(1),
+            waits * 1_000_000 / sent.max(1),
         );
         figure(
-            "stream_notifies_pm",
+            "stream_notifies_ppm",
             name,
             size,
             rep,
-            notifies * 1000 / sent.max(1),
+            notifies * 1_000_000 / sent.max(1),
+        );
+        figure(
+            "stream_sleeps_ppm",
+            name,
+            size,
+            rep,
+            sleeps * 1_000_000 / sent.max(1),
         );
         Ok(())
     }
