@@ -3,8 +3,10 @@
  * vdgram: AF_VSOCK datagrams from the shell, for the tests (socat has no
  * vsock datagram address).
  *
- *   vdgram send CID PORT SRCPORT TEXT   one datagram from SRCPORT (0: any);
- *                                       exit 0 when sent, else errno text
+ *   vdgram send CID PORT SRCPORT TEXT [COUNT]
+ *                                       COUNT (1) datagrams from SRCPORT (0:
+ *                                       any), back to back; exit 0 when
+ *                                       all were sent, else errno text
  *   vdgram recv PORT COUNT SECONDS      bind PORT, print COUNT datagrams as
  *                                       "CID:PORT TEXT" lines; exit 1 if
  *                                       fewer came within SECONDS
@@ -58,16 +60,19 @@ int main(int argc, char **argv)
 	struct sockaddr_vm a = { .svm_family = AF_VSOCK };
 	char buf[65536];
 
-	if (argc == 6 && !strcmp(argv[1], "send")) {
+	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "send")) {
 		int fd = sock_bound(num(argv[4]));
+		unsigned long i, count = argc == 7 ? num(argv[6]) : 1;
 
 		a.svm_cid = num(argv[2]);
 		a.svm_port = num(argv[3]);
-		if (sendto(fd, argv[5], strlen(argv[5]), 0,
-			   (struct sockaddr *)&a, sizeof(a)) < 0) {
-			fprintf(stderr, "vdgram: sendto %u:%u: %s\n", a.svm_cid,
-				a.svm_port, strerror(errno));
-			return 1;
+		for (i = 0; i < count; i++) {
+			if (sendto(fd, argv[5], strlen(argv[5]), 0,
+				   (struct sockaddr *)&a, sizeof(a)) < 0) {
+				fprintf(stderr, "vdgram: sendto %u:%u: %s\n",
+					a.svm_cid, a.svm_port, strerror(errno));
+				return 1;
+			}
 		}
 		return 0;
 	}
@@ -124,6 +129,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vdgram: end of file after %llu bytes\n", total);
 		return 0;
 	}
-	fprintf(stderr, "usage: vdgram send CID PORT SRCPORT TEXT | recv PORT COUNT SECONDS | drain CID PORT\n");
+	fprintf(stderr, "usage: vdgram send CID PORT SRCPORT TEXT [COUNT] | recv PORT COUNT SECONDS | drain CID PORT\n");
 	return 2;
 }
