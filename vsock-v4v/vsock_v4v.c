@@ -972,7 +972,7 @@ static void vv_deliver(struct sock *sk, u16 dom, const struct vv_hdr *h,
 
 	if ((flags & VV_DATA) && len) {
 		/* The peer must stay within the credit it was given. */
-		if (len > vv->buf_alloc - vv->rx_bytes ||
+		if ((u64)vv->rx_bytes + len > vv->buf_alloc ||
 		    (vsk->peer_shutdown & SEND_SHUTDOWN))
 			goto abort;
 		c = kmalloc(struct_size(c, data, len), GFP_KERNEL | __GFP_NOWARN);
