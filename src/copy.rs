@@ -96,21 +96,12 @@ impl Payload {
             let last = p.iov_base.checked_add(p.iov_len - 1).ok_or(Fault)?;
             let mut at = p.iov_base;
             if core::mem::take(&mut skip) {
-                match next_page(at) {
+                match (at | (PAGE_SIZE as u64 - 1)).checked_add(1) {
                     Some(next) if next <= last => at = next,
                     _ => continue,
                 }
             }
-            loop {
-                let mut byte = 0u8;
-                // SAFETY: `byte` is a private one-byte buffer.
-                unsafe { env.copy_from_guest(&mut byte, at, 1)? };
-                // The next page's first byte, until past the last byte.
-                match next_page(at) {
-                    Some(next) if next <= last => at = next,
-                    _ => break,
-                }
-            }
+            env.probe_guest(at, last - at + 1)?;
         }
         Ok(())
     }
@@ -168,11 +159,6 @@ pub fn write_message<E: Env>(
     fence(Ordering::Release);
     mem.write_tx_ptr(new_tx);
     Ok(new_tx)
-}
-
-/// The first byte of the guest page after the one `at` is in.
-fn next_page(at: u64) -> Option<u64> {
-    (at | (PAGE_SIZE as u64 - 1)).checked_add(1)
 }
 
 /// The source address a message carries: the caller's real domain.

@@ -51,6 +51,27 @@ pub trait Env: Sync {
     /// copy with raw byte copies and never form references to it.
     unsafe fn copy_from_guest(&self, dst: *mut u8, src: u64, len: usize) -> Result<(), Fault>;
 
+    /// Whether one byte of every page of the caller's guest range
+    /// `[addr, addr + len)` can be read now (`len > 0`). The default reads
+    /// them one [`Env::copy_from_guest`] at a time; Xen's does the whole
+    /// range in one call.
+    fn probe_guest(&self, addr: u64, len: u64) -> Result<(), Fault> {
+        let last = addr
+            .checked_add(len.checked_sub(1).ok_or(Fault)?)
+            .ok_or(Fault)?;
+        let mut at = addr;
+        loop {
+            let mut byte = 0u8;
+            // SAFETY: `byte` is a private one-byte buffer.
+            unsafe { self.copy_from_guest(&mut byte, at, 1)? };
+            // The next page's first byte, until past the last byte.
+            match (at | (crate::abi::PAGE_SIZE as u64 - 1)).checked_add(1) {
+                Some(next) if next <= last => at = next,
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// Copy `len` bytes from `src` to the caller's guest address `dst`.
     ///
     /// # Safety

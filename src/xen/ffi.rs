@@ -10,6 +10,10 @@ unsafe extern "C" {
     /// Copy `len` bytes from guest virtual address `src` of the current
     /// vCPU to `dst`. 0, or -EFAULT for a bad or hypervisor address.
     pub fn v4v_shim_copy_from_guest(dst: *mut u8, src: u64, len: usize) -> i32;
+    /// Read one byte of every page of guest range `[addr, addr + len)` of
+    /// the current vCPU (`len > 0`), in one call. 0, or -EFAULT at the first
+    /// page that cannot be read.
+    pub safe fn v4v_shim_probe_guest(addr: u64, len: u64) -> i32;
     /// Copy `len` bytes from `src` to guest virtual address `dst` of the
     /// current vCPU. 0, or -EFAULT.
     pub fn v4v_shim_copy_to_guest(dst: u64, src: *const u8, len: usize) -> i32;

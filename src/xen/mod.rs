@@ -62,6 +62,14 @@ impl Env for XenEnv {
         }
     }
 
+    fn probe_guest(&self, addr: u64, len: u64) -> Result<(), Fault> {
+        if ffi::v4v_shim_probe_guest(addr, len) == 0 {
+            Ok(())
+        } else {
+            Err(Fault)
+        }
+    }
+
     unsafe fn copy_to_guest(&self, dst: u64, src: *const u8, len: usize) -> Result<(), Fault> {
         // SAFETY: the caller guarantees src is valid for reads of len bytes
         // (Env::copy_to_guest); the shim checks and faults-in the guest side.
