@@ -377,6 +377,7 @@ def main():
                 run.feed(line, 0.0)
                 col.feed(line, 0.0)
         elapsed = 0.0
+        problems += run.problems("(a saved log)", False, 0)
     else:
         if not args.initrd:
             print("bench: --initrd is required (or --from-serial)", file=sys.stderr)
@@ -389,12 +390,7 @@ def main():
         print(f"bench: booting Xen (V4V and Argo) under QEMU; serial log {serial}", flush=True)
         rc, elapsed, timed_out, _ = boot(args, run, col, serial)
         col.done()
-        if timed_out:
-            problems.append(f"watchdog: no 'V4VD dom0 done' after {args.timeout:.0f} s")
-        elif run.done_rc is None:
-            problems.append(f"no 'V4VD dom0 done' line (QEMU exited early, status {rc})")
-        elif run.done_rc != 0:
-            problems.append(f"dom0 done with rc={run.done_rc}")
+        problems += run.problems(rc, timed_out, args.timeout)
     for name in expected:
         reps = run.reports.get(name, [])
         if not reps:
@@ -402,9 +398,6 @@ def main():
         for src, ok, why in reps:
             if not ok:
                 problems.append(f"{name} from {src}: {why}")
-    problems += [f"bail out: {b}" for b in run.bails]
-    if run.panic:
-        problems.append(f"Xen or dom0 died: {run.panic}")
     if not col.samples:
         problems.append("no figures (no V4VB lines)")
     if problems:

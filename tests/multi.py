@@ -151,6 +151,20 @@ class Run:
         elif self.panic is None and (PANIC_RE.search(line) or LINUX_PANIC_RE.search(line)):
             self.panic = line.strip()
 
+    def problems(self, rc, timed_out, timeout):
+        """What is wrong with the run as a whole (not with one result)."""
+        out = [f"duplicate result for {name} from {src}" for src, name in self.duplicates]
+        out += [f"bail out: {b}" for b in self.bails]
+        if self.panic:
+            out.append(f"Xen or dom0 died: {self.panic}")
+        if timed_out:
+            out.append(f"watchdog: no 'V4VD dom0 done' after {timeout:.0f} s")
+        elif self.done_rc is None:
+            out.append(f"no 'V4VD dom0 done' line (QEMU exited early, status {rc})")
+        elif self.done_rc != 0:
+            out.append(f"dom0 done with rc={self.done_rc}")
+        return out
+
     def grace(self):
         """None until dom0 is done or died, then how long QEMU may still run."""
         if self.done_rc is not None:
@@ -219,18 +233,7 @@ def main():
         passed += ok
         failed += not ok
         lines.append(f"{'PASS' if ok else 'FAIL'} {name}" + (f"  # {why}" if why else ""))
-    for src, name in run.duplicates:
-        problems.append(f"duplicate result for {name} from {src}")
-    for b in run.bails:
-        problems.append(f"bail out: {b}")
-    if run.panic:
-        problems.append(f"Xen or dom0 died: {run.panic}")
-    if timed_out:
-        problems.append(f"watchdog: no 'V4VD dom0 done' after {args.timeout:.0f} s")
-    elif run.done_rc is None:
-        problems.append(f"no 'V4VD dom0 done' line (QEMU exited early, status {rc})")
-    elif run.done_rc != 0:
-        problems.append(f"dom0 done with rc={run.done_rc}")
+    problems += run.problems(rc, timed_out, args.timeout)
     failed += len(problems)
 
     for line in lines:

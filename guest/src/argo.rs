@@ -212,17 +212,8 @@ impl Ring {
     }
 
     fn read_data(&self, off: u32, out: &mut [u8]) {
-        debug_assert!(off < self.len && out.len() <= self.len as usize);
-        // SAFETY: the ring data spans `len` bytes from byte 64 of the pages.
-        let data = unsafe { self.pages.as_ptr().add(RING_HEADER_SIZE) };
-        let first = out.len().min((self.len - off) as usize);
-        let (a, b) = out.split_at_mut(first);
-        // SAFETY: [off, off + first) and [0, b.len()) lie within the ring
-        // data, covered by the tx_ptr read with Acquire.
-        unsafe {
-            core::ptr::copy_nonoverlapping(data.add(off as usize), a.as_mut_ptr(), a.len());
-            core::ptr::copy_nonoverlapping(data, b.as_mut_ptr(), b.len());
-        }
+        self.pages
+            .read_wrapped(RING_HEADER_SIZE, self.len, off, out);
     }
 
     /// Takes the next message, its payload copied into `payload`; returns

@@ -236,6 +236,25 @@ impl Pages {
         }
     }
 
+    /// Copies `out.len()` bytes of a ring's data area (`len` bytes from
+    /// byte `start` of the pages) beginning at `off`, wrapping at `len`:
+    /// how a receiver reads a message of a V4V or an Argo ring.
+    pub fn read_wrapped(&self, start: usize, len: u32, off: u32, out: &mut [u8]) {
+        assert!(off < len && out.len() <= len as usize);
+        assert!(start + len as usize <= self.count * PAGE_SIZE);
+        // SAFETY: the data area lies within the pages (checked above).
+        let data = unsafe { self.as_ptr().add(start) };
+        let first = out.len().min((len - off) as usize);
+        let (a, b) = out.split_at_mut(first);
+        // SAFETY: [off, off + first) and [0, b.len()) lie within the data
+        // area; the writer published these bytes before the tx_ptr the
+        // caller read with Acquire.
+        unsafe {
+            core::ptr::copy_nonoverlapping(data.add(off as usize), a.as_mut_ptr(), a.len());
+            core::ptr::copy_nonoverlapping(data, b.as_mut_ptr(), b.len());
+        }
+    }
+
     /// As [`Pages::bytes`], writable.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: the allocation is `count` pages, owned by `self`.
@@ -423,17 +442,8 @@ impl Ring {
 
     /// Copies `out.len()` bytes from `ring[]` at `off`, wrapping at `len`.
     pub fn read_data(&self, off: u32, out: &mut [u8]) {
-        assert!(off < self.len && out.len() <= self.len as usize);
-        // SAFETY: ring[] spans `len` bytes from byte 60 of the pages.
-        let data = unsafe { self.pages.as_ptr().add(RING_DATA_OFFSET) };
-        let first = out.len().min((self.len - off) as usize);
-        let (a, b) = out.split_at_mut(first);
-        // SAFETY: [off, off + first) and [0, b.len()) lie within ring[];
-        // the published tx_ptr (read with Acquire) covers these bytes.
-        unsafe {
-            core::ptr::copy_nonoverlapping(data.add(off as usize), a.as_mut_ptr(), a.len());
-            core::ptr::copy_nonoverlapping(data, b.as_mut_ptr(), b.len());
-        }
+        self.pages
+            .read_wrapped(RING_DATA_OFFSET, self.len, off, out);
     }
 
     /// Bytes between `ring[len]` and the end of the last page (slack).
