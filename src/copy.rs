@@ -6,10 +6,10 @@
 //! ring wraps or a frame ends. The header goes in first, `tx_ptr` last after
 //! a write barrier, so the receiver sees a whole message or nothing; a fault
 //! halfway returns before `tx_ptr` moves and leaves the ring as it was.
-use crate::abi::{Addr, Iov, MessageHeader, MAXIOV, MAX_MSG_SIZE, MESSAGE_HEADER_SIZE, PAGE_SIZE};
+use crate::abi::{Addr, Iov, MessageHeader, MAXIOV, MAX_MSG_SIZE, MESSAGE_HEADER_SIZE};
 use crate::env::{DomId, Env, Fault};
 use crate::error::{Error, Result};
-use crate::guest::GuestAddr;
+use crate::guest::{next_page, GuestAddr};
 use crate::ring::geometry::{RingLen, RingOffset};
 use crate::ring::mem::RingMem;
 use alloc::vec::Vec;
@@ -66,37 +66,29 @@ impl Payload {
         })
     }
 
-    /// Check that every byte of the payload can be read now, so that a bad
-    /// buffer is reported (-EFAULT) as the caller's own bad argument,
-    /// whatever else is wrong with the send, and no wait is queued for a
-    /// message that could never be sent. One byte of each page is read
-    /// (pages are the unit in which guest memory is mapped or not): a page
-    /// that is unmapped between this probe and the copy still faults then,
-    /// and the destination only sees bytes in its free space, never a
-    /// published message.
-    pub fn probe<E: Env>(&self, env: &E) -> core::result::Result<(), Fault> {
-        self.probe_pages(env, false)
-    }
+    // A payload the caller cannot read is its own bad argument (-EFAULT),
+    // whatever else is wrong with the send, and no wait is queued for a
+    // message that could never be sent. The two probes below together read
+    // one byte of each page (the unit in which guest memory is mapped or
+    // not); a page unmapped between a probe and the copy still faults then,
+    // and the destination only sees bytes in its free space, never a
+    // published message.
 
-    /// [`Payload::probe`] for every page but the one the payload starts in.
-    /// The copy reads that page first, before it writes anything, so a
-    /// fault there leaves the destination ring as it was; with this probe
-    /// done up front, a failed send never writes into the ring at all, and
-    /// a payload within one page (every small message) costs no probe.
+    /// Probe every page of the payload but the one it starts in. The copy
+    /// reads that page first, before it writes anything, so a fault there
+    /// leaves the destination ring as it was; with this probe done up front,
+    /// a failed send never writes into the ring at all, and a payload within
+    /// one page (every small message) costs no probe.
     pub fn probe_tail<E: Env>(&self, env: &E) -> core::result::Result<(), Fault> {
-        self.probe_pages(env, true)
-    }
-
-    fn probe_pages<E: Env>(&self, env: &E, skip_start: bool) -> core::result::Result<(), Fault> {
-        let mut skip = skip_start;
+        let mut first = true;
         for p in self.parts() {
             if p.iov_len == 0 {
                 continue;
             }
             let last = p.iov_base.checked_add(p.iov_len - 1).ok_or(Fault)?;
             let mut at = p.iov_base;
-            if core::mem::take(&mut skip) {
-                match (at | (PAGE_SIZE as u64 - 1)).checked_add(1) {
+            if core::mem::take(&mut first) {
+                match next_page(at) {
                     Some(next) if next <= last => at = next,
                     _ => continue,
                 }
@@ -104,6 +96,16 @@ impl Payload {
             env.probe_guest(at, last - at + 1)?;
         }
         Ok(())
+    }
+
+    /// Probe the page the payload starts in, which [`Payload::probe_tail`]
+    /// leaves to the copy: for a send that will not copy (an error, or a
+    /// full ring), after `probe_tail`, so that the whole payload is checked.
+    pub fn probe_head<E: Env>(&self, env: &E) -> core::result::Result<(), Fault> {
+        match self.parts().iter().find(|p| p.iov_len > 0) {
+            Some(p) => env.probe_guest(p.iov_base, 1),
+            None => Ok(()),
+        }
     }
 
     fn parts(&self) -> &[Iov] {

@@ -65,7 +65,7 @@ pub trait Env: Sync {
             // SAFETY: `byte` is a private one-byte buffer.
             unsafe { self.copy_from_guest(&mut byte, at, 1)? };
             // The next page's first byte, until past the last byte.
-            match (at | (crate::abi::PAGE_SIZE as u64 - 1)).checked_add(1) {
+            match crate::guest::next_page(at) {
                 Some(next) if next <= last => at = next,
                 _ => return Ok(()),
             }

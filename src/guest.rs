@@ -7,6 +7,7 @@
 //! at that private copy. Values that name something inside a ring (offsets,
 //! lengths) are validated by the constructors in [`crate::ring::geometry`],
 //! so the rest of the engine can hold only validated ones.
+use crate::abi::PAGE_SIZE;
 use crate::env::{Env, Fault};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -51,4 +52,10 @@ impl GuestAddr {
         // SAFETY: `bytes` is valid for reads of its whole length.
         unsafe { env.copy_to_guest(self.0, bytes.as_ptr(), bytes.len()) }
     }
+}
+
+/// The first byte of the guest page after the one `at` is in (`None` past
+/// the top of the address space): how a probe walks a buffer page by page.
+pub fn next_page(at: u64) -> Option<u64> {
+    (at | (PAGE_SIZE as u64 - 1)).checked_add(1)
 }

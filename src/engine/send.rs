@@ -42,7 +42,7 @@ impl<E: Env> Engine<E> {
         match self.deliver(env, caller, src, dst, &payload, protocol) {
             // -EAGAIN probed before it queued its wait.
             Err(e) if e != Error::Fault && e != Error::Again => {
-                payload.probe(env)?;
+                payload.probe_head(env)?;
                 Err(e)
             }
             r => r,
@@ -92,7 +92,7 @@ impl<E: Env> Engine<E> {
         let mut st = ring.state.lock();
         if !len.fits(ring.rx(), st.tx, payload.len()) {
             // No wait is queued for a message that could never be copied.
-            payload.probe(env)?;
+            payload.probe_head(env)?;
             me.wait_on(&mut st, payload.len())?;
             return Err(Error::Again);
         }
