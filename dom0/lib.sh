@@ -5,9 +5,10 @@
 #                         start a PV domU; prints its domain id on stdout;
 #                         with WANT_ID, a domU that got another id is
 #                         destroyed before it runs, and the call fails
-#   wait_log NAME REGEX TIMEOUT_S
+#   wait_log NAME REGEX TIMEOUT_S [EVERY_S]
 #                         wait for a line matching REGEX (grep -E) in its
-#                         console log; 1 on timeout
+#                         console log, looking every EVERY_S seconds
+#                         (default 0.2); 1 on timeout
 #   wait_gone NAME TIMEOUT_S
 #                         wait until the domain no longer exists; 1 on timeout
 #   dump_log NAME         its console log, each line prefixed "[NAME] "
@@ -101,7 +102,7 @@ wait_log() {
             echo "dom0: wait_log $1: no line matching '$2' after $3 s" >&2
             return 1
         fi
-        sleep 0.2
+        sleep "${4:-0.2}"
     done
     return 0
 }

@@ -18,11 +18,7 @@ rc=0
 # dom0 keeps quiet while they measure: a look at tx's console log every
 # 5 s (busybox grep), not `xl` every half second, which would take a pCPU
 # from them.
-end=$(( $(_v4v_secs) + BENCH_TIMEOUT ))
-while ! grep -q -E 'V4VT (ok|not ok) bench-tx' "$(domu_log tx)" 2>/dev/null; do
-    [ "$(_v4v_secs)" -ge "$end" ] && break
-    sleep 5
-done
+wait_log tx 'V4VT (ok|not ok) bench-tx' "$BENCH_TIMEOUT" 5
 if wait_gone tx 30; then
     result ok bench.tx-finished
 else
