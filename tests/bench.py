@@ -133,21 +133,6 @@ class Collector:
             self.last = ""
 
 
-def boot(args, run, col, serial):
-    cmd = qemu.qemu_cmd(args.qemu, "qemu64,+rdrand", args.memory, args.xen,
-                        args.xen_cmdline,
-                        [f"{args.vmlinux} {args.dom0_cmdline}", args.initrd])
-    if args.icount is not None:
-        cmd += ["-icount", f"shift={args.icount},sleep=off"]
-
-    def on_line(line, now):
-        line = qemu.clean(line)
-        run.feed(line, now)
-        col.feed(line, now)
-        multi.echo(args, line)
-    return qemu.run(cmd, serial, args.timeout, on_line, run.grace)
-
-
 def stats(values):
     """(median, first quartile, third quartile, min, max), or None."""
     if not values:
@@ -280,7 +265,7 @@ def write_svg(path, samples, title):
     ]
     pts = {}
     for name, _, _, f in series:
-        pts[name] = [(s, f(s)) for s in SIZES if f(s)]
+        pts[name] = [(s, st) for s in SIZES if (st := f(s))]
     values = [st[i] / 1e6 for p in pts.values() for _, st in p for i in (1, 2)]
     if not values:
         return
@@ -388,7 +373,8 @@ def main():
             return 1
         serial = qemu.serial_path(args.results, args.name)
         print(f"bench: booting Xen (V4V and Argo) under QEMU; serial log {serial}", flush=True)
-        rc, elapsed, timed_out, _ = boot(args, run, col, serial)
+        icount = ["-icount", f"shift={args.icount},sleep=off"] if args.icount is not None else []
+        rc, elapsed, timed_out, _ = multi.boot(args, run, serial, icount, col.feed)
         col.done()
         problems += run.problems(rc, timed_out, args.timeout)
     for name in expected:

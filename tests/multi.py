@@ -186,14 +186,20 @@ def echo(args, line):
         print(line, flush=True)
 
 
-def boot(args, run, serial):
+def boot(args, run, serial, extra_qemu=(), also=None):
+    """Boots Xen and dom0, feeding every serial line to ``run`` (and to
+    ``also(line, now)``, if given); ``extra_qemu`` goes on QEMU's command
+    line."""
     cmd = qemu.qemu_cmd(args.qemu, "qemu64,+rdrand", args.memory, args.xen,
                         args.xen_cmdline,
                         [f"{args.vmlinux} {args.dom0_cmdline}", args.initrd])
+    cmd += list(extra_qemu)
 
     def on_line(line, now):
         line = qemu.clean(line)
         run.feed(line, now)
+        if also:
+            also(line, now)
         echo(args, line)
     return qemu.run(cmd, serial, args.timeout, on_line, run.grace)
 
