@@ -23,7 +23,7 @@ MULTI := python3 $(ROOT)/tests/multi.py --xen $(XEN_IMAGE) --vmlinux $(DOM0_VMLI
 	--results $(RESULTS) --timeout $(MULTI_TIMEOUT)
 
 dom0-image: $(DOM0_STAMP)
-$(DOM0_STAMP): $(ROOT)/scripts/dom0-image.sh $(ROOT)/dom0/init $(ROOT)/dom0/lib.sh | setup
+$(DOM0_STAMP): $(ROOT)/scripts/dom0-image.sh $(ROOT)/scripts/debs.sh $(ROOT)/dom0/init $(ROOT)/dom0/lib.sh | setup
 	nice bash $(ROOT)/scripts/dom0-image.sh
 	touch $@
 

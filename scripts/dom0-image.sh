@@ -76,51 +76,12 @@ die() { printf 'dom0-image: error: %s\n' "$*" >&2; exit 1; }
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-# deb_file PKG=VERSION: the cached .deb's path (apt writes ':' as %3a).
-deb_file() {
-    local pkg="${1%%=*}" ver="${1#*=}"
-    printf '%s/%s_%s_amd64.deb' "$DEBS" "$pkg" "${ver//:/%3a}"
-}
-
-APT_UPDATED=""
-apt_update_once() {
-    [ -z "$APT_UPDATED" ] || return 0
-    APT_UPDATED=1
-    log "apt-get update"
-    $SUDO apt-get update -qq || log "apt-get update failed; going on with apt's index as it is"
-}
-
-# apt_download PKG=VERSION...: into the cache.
-apt_download() {
-    local aptopt=()
-    # As root, apt would drop to _apt, which cannot write into our cache.
-    if [ "$(id -u)" = 0 ]; then aptopt=(-o APT::Sandbox::User=root); fi
-    (cd "$DEBS" && apt-get download -qq "${aptopt[@]}" "$@") >&2
-}
-
-# in_index PKG=VERSION: apt's index has that version.
-in_index() {
-    apt-cache show "$1" >/dev/null 2>&1
-}
+# deb_file, apt_update_once, apt_download, in_index, fetch_debs.
+. "$ROOT/scripts/debs.sh"
 
 # fetch: every package but the kernel (see choose_kernel).
 fetch() {
-    mkdir -p "$DEBS"
-    local want=() spec
-    for spec in "${PINNED[@]}"; do
-        [ -s "$(deb_file "$spec")" ] || want+=("$spec")
-    done
-    [ "${#want[@]}" -gt 0 ] || return 0
-    log "apt-get download ${want[*]}"
-    if ! apt_download "${want[@]}"; then
-        log "not in apt's index; apt-get update and retry"
-        apt_update_once
-        apt_download "${want[@]}" \
-            || die "cannot download ${want[*]} (pinned versions gone from the archive?)"
-    fi
-    for spec in "${want[@]}"; do
-        [ -s "$(deb_file "$spec")" ] || die "apt-get download gave no $(deb_file "$spec")"
-    done
+    fetch_debs "${PINNED[@]}"
 }
 
 # use_kernel ABI VERSION: the kernel the rest of the build uses.

@@ -46,38 +46,11 @@ kernel_env() {
         "socat=$SOCAT_VERSION" "libwrap0=$LIBWRAP_VERSION")
 }
 
-# deb_file PKG=VERSION: the cached .deb (apt writes ':' as %3a; the common
-# headers are arch all).
-deb_file() {
-    local pkg="${1%%=*}" ver="${1#*=}" f
-    for f in "$DEBS/${pkg}_${ver//:/%3a}_amd64.deb" "$DEBS/${pkg}_${ver//:/%3a}_all.deb"; do
-        if [ -s "$f" ]; then echo "$f"; return 0; fi
-    done
-    echo "$DEBS/${pkg}_${ver//:/%3a}_amd64.deb"
-}
-
-apt_download() {
-    local aptopt=()
-    if [ "$(id -u)" = 0 ]; then aptopt=(-o APT::Sandbox::User=root); fi
-    (cd "$DEBS" && apt-get download -qq "${aptopt[@]}" "$@") >&2
-}
+# deb_file, apt_download, fetch_debs (shared with dom0-image.sh).
+. "$ROOT/scripts/debs.sh"
 
 fetch() {
-    mkdir -p "$DEBS"
-    local want=() spec
-    for spec in "${PKGS[@]}"; do
-        [ -s "$(deb_file "$spec")" ] || want+=("$spec")
-    done
-    [ "${#want[@]}" -gt 0 ] || return 0
-    log "apt-get download ${want[*]}"
-    if ! apt_download "${want[@]}"; then
-        log "not in apt's index; apt-get update and retry"
-        $SUDO apt-get update -qq || true
-        apt_download "${want[@]}" || die "cannot download ${want[*]}"
-    fi
-    for spec in "${want[@]}"; do
-        [ -s "$(deb_file "$spec")" ] || die "apt-get download gave no $(deb_file "$spec")"
-    done
+    fetch_debs "${PKGS[@]}"
 }
 
 # headers: the three kernel packages unpacked into one tree; the flavour's
