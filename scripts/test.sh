@@ -50,6 +50,7 @@ stage guest make --no-print-directory guest
 stage guest-clippy make --no-print-directory guest-clippy
 stage boot make --no-print-directory boot-test
 stage multi make --no-print-directory multi-test
+stage vsock make --no-print-directory vsock-test
 
 echo
 echo "=== summary"

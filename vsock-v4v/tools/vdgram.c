@@ -13,6 +13,12 @@
  *   vdgram drain CID PORT               connect a stream socket and read it
  *                                       until end of file (exit 0) or an
  *                                       error (its name on stderr, exit 1)
+ *   vdgram connect CID PORT             connect a stream socket and close
+ *                                       it; print "connected" or the
+ *                                       error's name, and how long the
+ *                                       connect() call took in ms
+ *   vdgram big CID PORT SIZE            one datagram of SIZE bytes; print
+ *                                       "sent" or the error's name
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
@@ -129,6 +136,44 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vdgram: end of file after %llu bytes\n", total);
 		return 0;
 	}
-	fprintf(stderr, "usage: vdgram send CID PORT SRCPORT TEXT [COUNT] | recv PORT COUNT SECONDS | drain CID PORT\n");
+	if (argc == 4 && !strcmp(argv[1], "connect")) {
+		int fd = socket(AF_VSOCK, SOCK_STREAM, 0), rc, err;
+		struct timespec t0, t1;
+
+		if (fd < 0) {
+			fprintf(stderr, "vdgram: socket: %s\n", strerror(errno));
+			return 1;
+		}
+		a.svm_cid = num(argv[2]);
+		a.svm_port = num(argv[3]);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+		err = errno;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		printf("%s in %ld ms\n", rc ? strerror(err) : "connected",
+		       (long)((t1.tv_sec - t0.tv_sec) * 1000 +
+			      (t1.tv_nsec - t0.tv_nsec) / 1000000));
+		close(fd);
+		return rc ? 1 : 0;
+	}
+	if (argc == 5 && !strcmp(argv[1], "big")) {
+		int fd = sock_bound(0);
+		unsigned long size = num(argv[4]);
+		char *big = calloc(1, size ? size : 1);
+
+		if (!big) {
+			fprintf(stderr, "vdgram: no memory for %lu bytes\n", size);
+			return 1;
+		}
+		a.svm_cid = num(argv[2]);
+		a.svm_port = num(argv[3]);
+		if (sendto(fd, big, size, 0, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			printf("%s\n", strerror(errno));
+			return 1;
+		}
+		printf("sent\n");
+		return 0;
+	}
+	fprintf(stderr, "usage: vdgram send CID PORT SRCPORT TEXT [COUNT] | recv PORT COUNT SECONDS | drain CID PORT | connect CID PORT | big CID PORT SIZE\n");
 	return 2;
 }

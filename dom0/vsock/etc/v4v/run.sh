@@ -49,7 +49,9 @@ CFG
     echo "dom0: created $_name as domain $_id ($_mem MiB, '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s"
 }
 
-# wait_b REGEX TIMEOUT_S: wait_log on b, giving up at once when b is gone.
+# wait_b REGEX TIMEOUT_S [POLL_S]: wait_log on b (every POLL_S, default
+# 1: dom0 shares the two CPUs with the domUs it watches), giving up at once
+# when b is gone.
 wait_b() {
     _end=$(( $(_v4v_secs) + $2 ))
     while ! grep -E -q -- "$1" "$(domu_log b)" 2>/dev/null; do
@@ -61,7 +63,7 @@ wait_b() {
             echo "dom0: no line matching '$1' from b after $2 s"
             return 1
         fi
-        sleep 0.1
+        sleep "${3:-1}"
     done
 }
 
@@ -105,7 +107,7 @@ if wait_b 'V4VD mark death-ready' 200; then
     echo "dom0: xl destroy a (domain $A) while b streams to and from it"
     xl destroy a
     t1=$(_v4v_now)
-    if wait_b 'V4VD mark death-detected' 20; then
+    if wait_b 'V4VD mark death-detected' 20 0.1; then
         t2=$(_v4v_now)
         dt=$(awk "BEGIN { printf \"%.2f\", $t2 - $t1 }")
         echo "dom0: b saw the reset $dt s after xl destroy returned ($(awk "BEGIN { printf \"%.2f\", $t1 - $t0 }") s in xl destroy)"
