@@ -135,6 +135,18 @@ static struct v4v_ring *vv_ring_create(u32 port, unsigned int npages, long *rcp)
 static void vv_ring_destroy(struct v4v_ring *r);
 static void vv_dgram_unbind(struct vv_sock *vv);
 
+/*
+ * The probe (vv_probe) runs only while it has something to watch: a
+ * connection, a blocked sender or a queued control message. Whatever
+ * creates one of those starts it; an idle domain takes no timer wakeups.
+ */
+static void vv_probe_start(void)
+{
+	if (!READ_ONCE(vv_stopping))
+		queue_delayed_work(vv_wq, &vv_probe_work,
+				   msecs_to_jiffies(probe_ms ? probe_ms : VV_PROBE_MS));
+}
+
 /* ---- the hypercall ------------------------------------------------------ */
 
 /*
@@ -247,6 +259,7 @@ static long vv_send_ctl(u16 dom, const struct vv_hdr *hdr)
 	spin_lock_bh(&vv_ctl_lock);
 	list_add_tail(&c->node, &vv_ctl_q);
 	spin_unlock_bh(&vv_ctl_lock);
+	vv_probe_start();
 	return 0;
 }
 
@@ -306,7 +319,7 @@ static void vv_purge_rx(struct vv_sock *vv)
 
 	list_for_each_entry_safe(c, n, &vv->rx_q, node) {
 		list_del(&c->node);
-		kfree(c);
+		kvfree(c);
 	}
 	vv->rx_bytes = 0;
 }
@@ -717,6 +730,8 @@ static ssize_t vv_stream_enqueue(struct vsock_sock *vsk, struct msghdr *msg,
 		vv_mark_blocked(vv, true);
 		if (atomic_read(&vv_virq_gen) != gen)
 			vv_mark_blocked(vv, false);
+		else
+			vv_probe_start();
 		return 0;
 	}
 	/* The peer's ring is gone (domain dead, module unloaded, a rule). */
@@ -748,7 +763,7 @@ static ssize_t vv_stream_dequeue(struct vsock_sock *vsk, struct msghdr *msg,
 		vv->fwd_cnt += k;
 		if (c->off == c->len) {
 			list_del(&c->node);
-			kfree(c);
+			kvfree(c);
 		}
 	}
 	/* Credit back to the peer once a quarter of the buffer is free. */
@@ -899,6 +914,7 @@ static void vv_accept(struct sock *listener, u16 dom, const struct vv_hdr *h)
 	vv->tx_cnt = vv->peer_fwd_cnt;
 	child->sk_state = TCP_ESTABLISHED;
 	vsock_insert_connected(vchild);
+	vv_probe_start();
 	vsock_enqueue_accept(listener, child);
 	if (vv_sock_ctl(vchild, VV_SYN | VV_ACK) < 0)
 		vv_set_reset(child, ECONNRESET);
@@ -951,6 +967,7 @@ static void vv_deliver(struct sock *sk, u16 dom, const struct vv_hdr *h,
 		sk->sk_state = TCP_ESTABLISHED;
 		sk->sk_socket->state = SS_CONNECTED;
 		vsock_insert_connected(vsk);
+		vv_probe_start();
 		sk->sk_state_change(sk);
 		return;
 
@@ -975,7 +992,7 @@ static void vv_deliver(struct sock *sk, u16 dom, const struct vv_hdr *h,
 		if ((u64)vv->rx_bytes + len > vv->buf_alloc ||
 		    (vsk->peer_shutdown & SEND_SHUTDOWN))
 			goto abort;
-		c = kmalloc(struct_size(c, data, len), GFP_KERNEL | __GFP_NOWARN);
+		c = kvmalloc(struct_size(c, data, len), GFP_KERNEL | __GFP_NOWARN);
 		if (!c)
 			goto abort;
 		c->len = len;
@@ -1238,9 +1255,12 @@ static void vv_probe(struct work_struct *work)
 	/* Also a safety net for a lost wakeup or a control message. */
 	vv_wake_blocked();
 	vv_flush_ctl();
-	if (!vv_stopping)
-		queue_delayed_work(vv_wq, &vv_probe_work,
-				   msecs_to_jiffies(probe_ms ? probe_ms : VV_PROBE_MS));
+	spin_lock_bh(&vv_ctl_lock);
+	if (!list_empty(&vv_ctl_q))
+		n++;
+	spin_unlock_bh(&vv_ctl_lock);
+	if (n || atomic_read(&vv_blocked))
+		vv_probe_start();
 }
 
 /* ---- the ring and the module -------------------------------------------- */
@@ -1360,7 +1380,6 @@ static int __init vv_module_init(void)
 		pr_err("vsock_core_register: %d\n", rc);
 		goto err_irq;
 	}
-	queue_delayed_work(vv_wq, &vv_probe_work, msecs_to_jiffies(VV_PROBE_MS));
 	/* Anything that arrived before the VIRQ was bound. */
 	queue_work(vv_wq, &vv_rx_work);
 	pr_info("domain %u is CID %u; stream ring port %#x, %lu bytes\n",
@@ -1387,10 +1406,11 @@ static void __exit vv_module_exit(void)
 	 * module, so none is left: rmmod with open sockets fails with EBUSY.
 	 */
 	vsock_core_unregister(&vv_transport);
-	vv_stopping = true;
+	WRITE_ONCE(vv_stopping, true);
 	unbind_from_irqhandler(vv_irq, NULL);
-	cancel_delayed_work_sync(&vv_probe_work);
+	/* rx first: it may start the probe (until vv_stopping is seen). */
 	cancel_work_sync(&vv_rx_work);
+	cancel_delayed_work_sync(&vv_probe_work);
 	destroy_workqueue(vv_wq);
 	vv_unregister_ring();
 	list_for_each_entry_safe(c, n, &vv_ctl_q, node) {
