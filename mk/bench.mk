@@ -1,6 +1,6 @@
 # Benchmarks (not tests).
 #
-#   make bench        both below
+#   make bench        all three below
 #   make bench-host   the copy engine on the host: a send through the engine
 #                     into a 1 MiB simulated ring vs memcpy, 16 B to 64 KiB
 #                     (benches/copy.rs); V4V_BENCH_SAMPLES sets the samples
@@ -10,14 +10,26 @@
 #                     guest's memcpy (tests/bench.py); table, CSV and SVG in
 #                     build/results/bench/{icount,wall}/ (bench-xen-icount,
 #                     bench-xen-wall: one of the two clocks below)
+#   make bench-vsock  AF_VSOCK over V4V (vsock-v4v/) against TCP over Xen's
+#                     PV network (netfront, netback, a dom0 bridge) between
+#                     the same two Linux domUs in one boot: throughput and
+#                     round-trip latency, 64 B to 64 KiB writes
+#                     (vsock-v4v/tools/vperf.c, dom0/vsock-bench,
+#                     tests/vsock_bench.py); table and CSV in
+#                     build/results/bench/vsock/
 #
 # bench-xen knobs: V4V_BENCH_REPS (repetitions of every figure, default 5),
 # V4V_BENCH_MS (one streaming run, default 200), V4V_BENCH_PINGS (round
 # trips per ping-pong run, default 200), V4V_BENCH_SENDS (timed sends per
 # one-way run, default 256).
-.PHONY: bench bench-host bench-xen
+#
+# bench-vsock knobs: V4V_VSOCK_BENCH_REPS (repetitions, default 5),
+# V4V_VSOCK_BENCH_MS (one throughput run, default 1000),
+# V4V_VSOCK_BENCH_PINGS (timed round trips per latency run, default 200),
+# V4V_VSOCK_BENCH_SIZES (write sizes in bytes, comma-separated).
+.PHONY: bench bench-host bench-xen bench-vsock
 
-bench: bench-host bench-xen
+bench: bench-host bench-xen bench-vsock
 
 bench-host:
 	$(CARGO) bench -p v4v --bench copy
@@ -59,3 +71,27 @@ bench-xen-icount: bench-cpio
 
 bench-xen-wall: bench-cpio
 	$(call bench_boot,wall,)
+
+# AF_VSOCK against TCP: the vsock boot's Linux domU image (with vperf and
+# the role script) and dom0's script dom0/vsock-bench.
+V4V_VSOCK_BENCH_REPS ?= 5
+V4V_VSOCK_BENCH_MS ?= 1000
+V4V_VSOCK_BENCH_PINGS ?= 200
+V4V_VSOCK_BENCH_SIZES ?= 64,256,1024,4096,16384,65536
+VSOCK_BENCH_TIMEOUT ?= 900
+VSOCK_BENCH_OVERLAY := $(DOM0_DIR)/overlay-vsock-bench
+VSOCK_BENCH_CPIO := $(DOM0_DIR)/vsock-bench.cpio
+
+bench-vsock: setup dom0-image $(BOOT_XEN_DEP)
+	@mkdir -p $(RESULTS) $(VSOCK_BENCH_OVERLAY)/etc/v4v
+	$(LINUX_DOMU) overlay $(LINUX_OVERLAY)
+	@printf 'VB_REPS=%s\nVB_MS=%s\nVB_PINGS=%s\nVB_SIZES=%s\nVB_TIMEOUT=%s\n' \
+		$(V4V_VSOCK_BENCH_REPS) $(V4V_VSOCK_BENCH_MS) $(V4V_VSOCK_BENCH_PINGS) \
+		$(V4V_VSOCK_BENCH_SIZES) $(VSOCK_BENCH_TIMEOUT) \
+		> $(VSOCK_BENCH_OVERLAY)/etc/v4v/vsock-bench.conf
+	$(DOM0_PACK) $(VSOCK_BENCH_CPIO) $(ROOT)/dom0/vsock-bench $(LINUX_OVERLAY) \
+		$(VSOCK_BENCH_OVERLAY)
+	python3 $(ROOT)/tests/vsock_bench.py --xen $(XEN_IMAGE) --vmlinux $(DOM0_VMLINUX) \
+		--initrd $(VSOCK_BENCH_CPIO) --results $(RESULTS) --name bench-vsock \
+		--out $(RESULTS)/bench/vsock --timeout $$(( $(VSOCK_BENCH_TIMEOUT) + 300 )) \
+		--dom0-cmdline "console=hvc0 earlyprintk=xen quiet v4v_watchdog=$$(( $(VSOCK_BENCH_TIMEOUT) + 120 ))"

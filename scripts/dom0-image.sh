@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Linux dom0 for multi-domain boots: a Debian kernel (plain ELF vmlinux)
 # and an initramfs with busybox and Xen's toolstack (xl, xenstored,
-# xenconsoled), all from pinned Debian bookworm packages.
+# xenconsoled, the xenstore client), all from pinned Debian bookworm
+# packages; the network backend and bridge modules ride along unloaded.
 #
 #   scripts/dom0-image.sh                 build build/dom0/vmlinux and the
 #                                         base tree build/dom0/rootfs
@@ -54,7 +55,7 @@ BUSYBOX_VERSION="1:1.35.0-4+deb12u1+b1"
 
 XEN_PKGS=(xen-utils-4.17 libxenmisc4.17 libxencall1 libxenevtchn1
     libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoollog1
-    libxentoolcore1 libxendevicemodel1 libxenhypfs1)
+    libxentoolcore1 libxendevicemodel1 libxenhypfs1 xenstore-utils)
 PINNED=()
 for p in "${XEN_PKGS[@]}"; do PINNED+=("$p=$XEN_VERSION"); done
 PINNED+=("libyajl2=$YAJL_VERSION" "busybox-static=$BUSYBOX_VERSION")
@@ -63,6 +64,14 @@ PINNED+=("libyajl2=$YAJL_VERSION" "busybox-static=$BUSYBOX_VERSION")
 XEN_BINS=(xl xenstored xenconsoled xen-init-dom0)
 MODULES=(drivers/xen/xen-evtchn drivers/xen/xen-privcmd drivers/xen/xen-gntdev
     drivers/xen/xen-gntalloc drivers/xen/xenfs/xenfs)
+# The PV network's backend and a bridge, in load order, for the boots that
+# give domUs a vif (the vsock benchmark: TCP next to AF_VSOCK). They go to
+# /lib/modules/net, which /init leaves alone: a scenario loads them itself.
+NET_MODULES=(net/llc/llc net/802/stp net/bridge/bridge
+    drivers/net/xen-netback/xen-netback)
+# xenstore-read/-write/-rm (one binary, from xenstore-utils): what a vif
+# hotplug script needs to tell netback that the vif is plugged in.
+XENSTORE_TOOLS=(xenstore-read xenstore-write xenstore-rm)
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${V4V_CACHE:-$ROOT/build/cache}/dom0"
@@ -235,24 +244,25 @@ PY
 # kernel: vmlinux and the modules, straight out of the kernel package.
 kernel() {
     local stamp="$CACHE/kernel.stamp" key="$KERNEL_PKG=$KERNEL_VERSION"
-    local kdir="$CACHE/kernel"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -s "$OUT/vmlinux" ]; then
+    local kdir="$CACHE/kernel" mods=("${MODULES[@]}" "${NET_MODULES[@]}")
+    local skey="$key ${mods[*]}"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$skey" ] && [ -s "$OUT/vmlinux" ]; then
         return 0
     fi
     log "extracting the kernel $key"
     rm -rf "$kdir" && mkdir -p "$kdir" "$OUT"
     local m pats=("./boot/vmlinuz-$KERNEL_RELEASE")
-    for m in "${MODULES[@]}"; do
+    for m in "${mods[@]}"; do
         pats+=("./lib/modules/$KERNEL_RELEASE/kernel/$m.ko*")
     done
     dpkg-deb --fsys-tarfile "$(deb_file "$key")" | tar -x -C "$kdir" --wildcards "${pats[@]}"
     extract_vmlinux "$kdir/boot/vmlinuz-$KERNEL_RELEASE" "$OUT/vmlinux" >&2
-    for m in "${MODULES[@]}"; do
+    for m in "${mods[@]}"; do
         local ko="$kdir/lib/modules/$KERNEL_RELEASE/kernel/$m.ko"
         if [ -f "$ko.xz" ]; then xz -d -f "$ko.xz"; fi
         [ -f "$ko" ] || die "module $m not in $KERNEL_PKG"
     done
-    echo "$key" > "$stamp"
+    echo "$skey" > "$stamp"
     # One kernel .deb in the cache: drop those of earlier pins or fallbacks.
     find "$DEBS" -maxdepth 1 -name 'linux-image-*.deb' \
         ! -name "$(basename "$(deb_file "$key")")" -print -delete |
@@ -272,6 +282,15 @@ copy_lib() {
     rel="${rel#usr/}"
     mkdir -p "$ROOTFS/$(dirname "$rel")"
     cp -L "$src" "$ROOTFS/$rel"
+}
+
+# needed_libs BINARY: the shared objects it loads, one a line (MISSING:NAME
+# for one ldd cannot find): the packages' libraries first, then the host's.
+needed_libs() {
+    LD_LIBRARY_PATH="$CACHE/pkgs/usr/lib/x86_64-linux-gnu" ldd "$1" |
+        awk '/not found/ { print "MISSING:" $1; next }
+             $2 == "=>" && $3 ~ /^\// { print $3; next }
+             $1 ~ /^\// { print $1 }'
 }
 
 rootfs() {
@@ -309,13 +328,12 @@ rootfs() {
     for b in "${XEN_BINS[@]}"; do
         install -m 755 "$pk/usr/lib/xen-4.17/bin/$b" "$ROOTFS/lib/xen-4.17/bin/$b"
         ln -sf "/lib/xen-4.17/bin/$b" "$ROOTFS/usr/sbin/$b"
-        # What the binary needs: the packages' libraries first, then the host's.
-        while read -r lib; do libs+=("$lib"); done < <(
-            LD_LIBRARY_PATH="$pk/usr/lib/x86_64-linux-gnu" ldd "$pk/usr/lib/xen-4.17/bin/$b" |
-            awk '/not found/ { print "MISSING:" $1; next }
-                 $2 == "=>" && $3 ~ /^\// { print $3; next }
-                 $1 ~ /^\// { print $1 }')
+        while read -r lib; do libs+=("$lib"); done < <(needed_libs "$pk/usr/lib/xen-4.17/bin/$b")
     done
+    # The xenstore client, under the names it answers to.
+    install -m 755 "$pk/usr/bin/xenstore" "$ROOTFS/usr/bin/xenstore"
+    for b in "${XENSTORE_TOOLS[@]}"; do ln -sf xenstore "$ROOTFS/usr/bin/$b"; done
+    while read -r lib; do libs+=("$lib"); done < <(needed_libs "$pk/usr/bin/xenstore")
     for lib in "${libs[@]}"; do
         case "$lib" in MISSING:*) die "${lib#MISSING:} not found (scripts/setup.sh installs the system libraries)" ;; esac
     done
@@ -330,6 +348,13 @@ rootfs() {
         i=$((i + 1))
         install -m 644 "$CACHE/kernel/lib/modules/$KERNEL_RELEASE/kernel/$m.ko" \
             "$ROOTFS/lib/modules/v4v/$i-$(basename "$m").ko"
+    done
+    mkdir -p "$ROOTFS/lib/modules/net"
+    i=0
+    for m in "${NET_MODULES[@]}"; do
+        i=$((i + 1))
+        install -m 644 "$CACHE/kernel/lib/modules/$KERNEL_RELEASE/kernel/$m.ko" \
+            "$ROOTFS/lib/modules/net/$i-$(basename "$m").ko"
     done
 
     : > "$ROOTFS/etc/xen/xl.conf"

@@ -2,8 +2,10 @@
 # Linux domUs that speak AF_VSOCK over V4V (issue 6): the kernel module in
 # vsock-v4v/, built against Debian's headers for exactly the kernel the
 # images boot, and a small initramfs for PV domUs (busybox, socat, vsock.ko
-# from the kernel package, vsock-v4v.ko, the datagram tool vdgram built
-# static from vsock-v4v/tools, /init from dom0/vsock/domu-init).
+# and xen-netfront.ko from the kernel package, vsock-v4v.ko, the datagram
+# tool vdgram and the benchmark vperf built static from vsock-v4v/tools,
+# /init from dom0/vsock/domu-init, the benchmark's role script from
+# dom0/vsock-bench/domu-bench.sh as /etc/v4v/vsock-bench.sh).
 #
 #   scripts/linux-domu.sh headers   fetch and unpack linux-headers-* and
 #                                   linux-kbuild-* (build/cache/linux)
@@ -119,7 +121,9 @@ image() {
     [ -x "$busybox" ] || die "no $busybox (scripts/dom0-image.sh unpacks it)"
 
     local istamp="$OUT/domu.stamp" ikey
-    ikey="$(cat "$pstamp" "$OUT/module.stamp" "$0" "$ROOT/dom0/vsock/domu-init" "$ROOT/vsock-v4v/tools/vdgram.c" | sha256sum | cut -d' ' -f1)$kdeb"
+    ikey="$(cat "$pstamp" "$OUT/module.stamp" "$0" "$ROOT/dom0/vsock/domu-init" \
+        "$ROOT/vsock-v4v/tools/vdgram.c" "$ROOT/vsock-v4v/tools/vperf.c" \
+        "$ROOT/dom0/vsock-bench/domu-bench.sh" | sha256sum | cut -d' ' -f1)$kdeb"
     if [ -f "$istamp" ] && [ "$(cat "$istamp")" = "$ikey" ] && [ -s "$OUT/domu.cpio" ]; then return 0; fi
     log "assembling the domU initramfs"
     local r="$OUT/rootfs"
@@ -144,6 +148,13 @@ image() {
     gcc -static -O2 -Wall -Wextra -Werror -o "$OUT/vdgram" "$ROOT/vsock-v4v/tools/vdgram.c" ||
         die "building vdgram failed"
     install -m 755 "$OUT/vdgram" "$r/usr/bin/vdgram"
+    # vperf: the AF_VSOCK-against-TCP benchmark (make bench-vsock), and
+    # the role script that runs it (domu-init's bench-* roles).
+    gcc -static -O2 -Wall -Wextra -Werror -o "$OUT/vperf" "$ROOT/vsock-v4v/tools/vperf.c" ||
+        die "building vperf failed"
+    install -m 755 "$OUT/vperf" "$r/usr/bin/vperf"
+    mkdir -p "$r/etc/v4v"
+    install -m 644 "$ROOT/dom0/vsock-bench/domu-bench.sh" "$r/etc/v4v/vsock-bench.sh"
     local libs=() lib
     while read -r lib; do libs+=("$lib"); done < <(
         LD_LIBRARY_PATH="$pk/lib/x86_64-linux-gnu:$pk/usr/lib/x86_64-linux-gnu" ldd "$pk/usr/bin/socat" |
@@ -156,12 +167,19 @@ image() {
     for lib in $(printf '%s\n' "${libs[@]}" | sort -u); do copy_lib "$lib" "$r"; done
     [ -x "$r/lib64/ld-linux-x86-64.so.2" ] || die "no dynamic loader copied"
 
-    local vko="./lib/modules/$KERNEL_ABI-amd64/kernel/net/vmw_vsock/vsock.ko"
-    dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O "$vko" > "$r/lib/modules/v4v/1-vsock.ko" ||
-        die "no vsock.ko in $kdeb"
-    if [ "$(head -c 4 "$r/lib/modules/v4v/1-vsock.ko" | od -An -c | tr -d ' ')" != '177ELF' ]; then
-        die "vsock.ko from $kdeb is not a plain ELF module"
-    fi
+    # Modules from the kernel package, loaded by /init in name order: the
+    # vsock core, and the PV network frontend (for the benchmark's TCP; a
+    # domU without a vif just has no eth0).
+    local mspec mpath mfile
+    for mspec in 1-vsock:net/vmw_vsock/vsock 3-xen-netfront:drivers/net/xen-netfront; do
+        mpath="./lib/modules/$KERNEL_ABI-amd64/kernel/${mspec#*:}.ko"
+        mfile="$r/lib/modules/v4v/${mspec%%:*}.ko"
+        dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O "$mpath" > "$mfile" ||
+            die "no $mpath in $kdeb"
+        if [ "$(head -c 4 "$mfile" | od -An -c | tr -d ' ')" != '177ELF' ]; then
+            die "$mpath from $kdeb is not a plain ELF module"
+        fi
+    done
     install -m 644 "$OUT/vsock-v4v.ko" "$r/lib/modules/v4v/2-vsock-v4v.ko"
     install -m 755 "$ROOT/dom0/vsock/domu-init" "$r/init"
     printf 'root:x:0:0:root:/root:/bin/sh\n' > "$r/etc/passwd"
