@@ -122,6 +122,9 @@ static LIST_HEAD(vv_socks);
 static DEFINE_SPINLOCK(vv_socks_lock);
 static LIST_HEAD(vv_ctl_q);
 static DEFINE_SPINLOCK(vv_ctl_lock);
+static unsigned int vv_ctl_n;			/* entries of vv_ctl_q */
+/* Domains found full by the flush in progress (under vv_ctl_lock). */
+static DECLARE_BITMAP(vv_ctl_full, VV_DOMID_LIMIT);
 static bool vv_stopping;
 /* Peers found dead by the last probe, for vv_reset_dead (one bit a domid). */
 static DECLARE_BITMAP(vv_dead, VV_DOMID_LIMIT);
@@ -228,63 +231,101 @@ static void vv_fill_hdr(struct vv_hdr *h, u32 flags, u32 src_port,
 	h->len = cpu_to_le32(len);
 }
 
-/*
- * A control message (no payload). A full ring at the peer queues it for the
- * rx work and the probe to retry, in order; any other error is returned.
- */
-static long vv_send_ctl(u16 dom, const struct vv_hdr *hdr)
+/* Pending control messages at most (a peer that never drains its ring). */
+#define VV_MAX_CTL_Q		1024
+
+/* Under vv_ctl_lock. */
+static bool vv_ctl_pending(u16 dom)
 {
 	struct vv_ctl *c;
-	bool queued;
-	long rc;
 
-	vv_dbg("tx dom%u flags %#x %u->%u\n", dom, le32_to_cpu(hdr->flags),
+	list_for_each_entry(c, &vv_ctl_q, node)
+		if (c->dom == dom)
+			return true;
+	return false;
+}
+
+/*
+ * A control message (no payload). Order holds per peer domain: while
+ * anything waits for dom, so does this. A full ring at the peer queues a
+ * `reliable` message for the rx work and the probe to retry (a credit
+ * update replaces a queued one of its connection instead); an unreliable
+ * one (an RST for a stray message) is dropped. A peer that never drains its
+ * ring holds up only its own messages, and at most VV_MAX_CTL_Q in all:
+ * beyond that, -ENOBUFS. The hypercall never sleeps, so it is made under
+ * the lock, which keeps queue order and send order one.
+ */
+static long vv_send_ctl(u16 dom, const struct vv_hdr *hdr, bool reliable)
+{
+	u32 flags = le32_to_cpu(hdr->flags);
+	bool started = false;
+	struct vv_ctl *c;
+	long rc = -EAGAIN;
+
+	vv_dbg("tx dom%u flags %#x %u->%u\n", dom, flags,
 	       le32_to_cpu(hdr->src_port), le32_to_cpu(hdr->dst_port));
 
 	spin_lock_bh(&vv_ctl_lock);
-	queued = !list_empty(&vv_ctl_q);
-	spin_unlock_bh(&vv_ctl_lock);
-	if (!queued) {
+	if (!vv_ctl_pending(dom))
 		rc = vv_send(dom, hdr, NULL, 0);
-		if (rc < 0)
-			vv_dbg("tx dom%u: %ld\n", dom, rc);
-		if (rc != -EAGAIN)
-			return rc < 0 ? rc : 0;
+	if (rc != -EAGAIN || !reliable)
+		goto out;
+	if (flags == VV_ACK) {
+		list_for_each_entry(c, &vv_ctl_q, node) {
+			if (c->dom == dom && c->hdr.flags == hdr->flags &&
+			    c->hdr.src_port == hdr->src_port &&
+			    c->hdr.dst_port == hdr->dst_port) {
+				c->hdr = *hdr;
+				rc = 0;
+				goto out;
+			}
+		}
 	}
+	rc = -ENOBUFS;
+	if (vv_ctl_n >= VV_MAX_CTL_Q)
+		goto out;
+	rc = -ENOMEM;
 	c = kmalloc(sizeof(*c), GFP_ATOMIC | __GFP_NOWARN);
 	if (!c)
-		return -ENOMEM;
+		goto out;
 	c->dom = dom;
 	c->hdr = *hdr;
-	spin_lock_bh(&vv_ctl_lock);
 	list_add_tail(&c->node, &vv_ctl_q);
+	vv_ctl_n++;
+	started = true;
+	rc = 0;
+out:
 	spin_unlock_bh(&vv_ctl_lock);
-	vv_probe_start();
-	return 0;
+	if (rc < 0)
+		vv_dbg("tx dom%u: %ld\n", dom, rc);
+	if (started)
+		vv_probe_start();
+	return rc < 0 ? rc : 0;
 }
 
+/*
+ * Resends what waits, in order per domain: a domain whose ring is still
+ * full keeps the rest of its messages; the others go.
+ */
 static void vv_flush_ctl(void)
 {
-	struct vv_ctl *c;
-	long rc;
+	struct vv_ctl *c, *n;
 
-	for (;;) {
-		spin_lock_bh(&vv_ctl_lock);
-		c = list_first_entry_or_null(&vv_ctl_q, struct vv_ctl, node);
-		if (c)
-			list_del(&c->node);
-		spin_unlock_bh(&vv_ctl_lock);
-		if (!c)
-			return;
-		rc = vv_send(c->dom, &c->hdr, NULL, 0);
-		if (rc == -EAGAIN) {
-			spin_lock_bh(&vv_ctl_lock);
-			list_add(&c->node, &vv_ctl_q);
-			spin_unlock_bh(&vv_ctl_lock);
-			return;
+	spin_lock_bh(&vv_ctl_lock);
+	list_for_each_entry_safe(c, n, &vv_ctl_q, node) {
+		if (test_bit(c->dom, vv_ctl_full))
+			continue;
+		if (vv_send(c->dom, &c->hdr, NULL, 0) == -EAGAIN) {
+			set_bit(c->dom, vv_ctl_full);
+			continue;
 		}
+		list_del(&c->node);
+		vv_ctl_n--;
 		kfree(c);
 	}
+	list_for_each_entry(c, &vv_ctl_q, node)
+		clear_bit(c->dom, vv_ctl_full);
+	spin_unlock_bh(&vv_ctl_lock);
 }
 
 /* A control message from a socket's own addresses. */
@@ -296,7 +337,7 @@ static long vv_sock_ctl(struct vsock_sock *vsk, u32 flags)
 	vv_fill_hdr(&h, flags, vsk->local_addr.svm_port,
 		    vsk->remote_addr.svm_port, vv->buf_alloc, vv->fwd_cnt, 0);
 	vv->fwd_sent = vv->fwd_cnt;
-	return vv_send_ctl(vv->peer_dom, &h);
+	return vv_send_ctl(vv->peer_dom, &h, true);
 }
 
 /* RST to the sender of a message no socket takes. */
@@ -308,7 +349,7 @@ static void vv_reply_rst(u16 dom, const struct vv_hdr *in)
 		return;
 	vv_fill_hdr(&h, VV_RST, le32_to_cpu(in->dst_port),
 		    le32_to_cpu(in->src_port), 0, 0, 0);
-	vv_send_ctl(dom, &h);
+	vv_send_ctl(dom, &h, false);
 }
 
 /* ---- socket state ------------------------------------------------------- */

@@ -14,6 +14,8 @@
 //! - `b2`: the receiver that replaces `b` after `xl destroy`.
 //! - `show-a`, `show-b`, `show-c`: `make run`'s readable exchange
 //!   ([`show`]).
+//! - `vsock-peer`: speaks the Linux AF_VSOCK transport's wire protocol to
+//!   a Linux domU in the vsock boot, correctly and then not ([`vsock`]).
 //!
 //! Results are printed as `V4VT ok NAME` / `V4VT not ok NAME # WHY` (no
 //! number: the harness knows the expected names). Lines starting with
@@ -25,6 +27,7 @@ pub mod hostile;
 mod roles;
 mod show;
 pub mod traffic;
+mod vsock;
 
 use alloc::format;
 use alloc::string::String;
@@ -188,6 +191,7 @@ pub fn run(cmd: &CmdLine) {
         "c" => roles::c::run(node),
         "h" => hostile::run(node),
         "show-a" | "show-b" | "show-c" => show::run(node, role),
+        "vsock-peer" => vsock::run(node),
         other => println!("V4VT bail out! unknown role '{other}'"),
     }
     println!("scenario: role {role} finished");

@@ -25,7 +25,8 @@ use crate::xen::time;
 pub const PROTO_END: u32 = 0x454e_4421;
 const HEADER: usize = 16;
 
-fn mix(mut x: u64) -> u64 {
+/// A 64-bit mixing function (a pure, well-spread hash of `x`).
+pub fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;

@@ -4,12 +4,12 @@
 # deletes a viptables rule when the client asks, destroys the server while
 # the client streams to and from it, and starts a second server.
 #
-# Domain ids are planned (a=1, b=2, a2=3); CID = domid + 3.
+# Domain ids are planned (a=1, b=2, a2=3, ra=4, rb=5, rh=6); CID = domid + 3.
 . /etc/v4v/lib.sh
 
 K=/boot/vmlinux-domu
 R=/boot/linux-domu.cpio
-A=1 B=2 A2=3 RA=4 RB=5
+A=1 B=2 A2=3 RA=4 RB=5 RH=6
 CID_A=$((A + 3)) CID_A2=$((A2 + 3))
 G=/boot/v4v-test-guest
 
@@ -75,7 +75,7 @@ live() {
 }
 
 if linux_create a "role=server" 128 "$A" &&
-    linux_create b "role=client srv=$CID_A srv2=$CID_A2 ra=$RA rb=$RB" 128 "$B"; then
+    linux_create b "role=client srv=$CID_A srv2=$CID_A2 ra=$RA rb=$RB rh=$RH" 128 "$B"; then
     result ok vsock.dom0-domids-as-planned
     live a
     live b
@@ -151,6 +151,16 @@ if wait_b 'V4VD mark dgram-ready' 300; then
     fi
 fi
 
+# The Rust wire-protocol peer (guest/src/scenario/vsock.rs) against a2.
+if wait_b 'V4VD mark peer-ready' 300; then
+    if domu_create rh "$G" "scenario role=vsock-peer a=$A2 b=$B c=0 h=0 b2=0" 1 32 "$RH" >/dev/null; then
+        result ok vsock.dom0-rust-peer
+    else
+        result fail vsock.dom0-rust-peer "xl create rh"
+    fi
+    wait_log rh 'scenario: role vsock-peer finished' 400
+fi
+
 if wait_gone b 300; then
     result ok vsock.dom0-client-finished
 else
@@ -158,9 +168,9 @@ else
     xl destroy b
 fi
 xl destroy a2 2>/dev/null
-for d in ra rb; do wait_gone "$d" 60 || xl destroy "$d"; done
+for d in ra rb rh; do wait_gone "$d" 60 || xl destroy "$d"; done
 
 kill $(jobs -p) 2>/dev/null
-for d in a b a2 ra rb; do
+for d in a b a2 ra rb rh; do
     dump_log "$d"
 done
