@@ -33,9 +33,9 @@
  *
  * and, once a repetition, the client domain's own floor (TRANSPORT
  * local): syscall_ns, one getppid(); pipe_rtt_ns (SIZE 64), the median
- * round trip of 64 bytes to a child process through two pipes.
- *
- * with `V4VD bench plan ...` first and `V4VD progress ...` as it goes.
+ * round trip of 64 bytes to a child process through two pipes. A
+ * `V4VD bench plan ...` line comes first, `V4VD progress ...` lines as it
+ * goes.
  * All times are CLOCK_MONOTONIC. Any failed call: a line on stderr and
  * exit status 1.
  */
@@ -295,7 +295,7 @@ static struct sockaddr_in iaddr = { .sin_family = AF_INET };
 static uint64_t connect_ns[2][64];
 static unsigned int nconnect[2];
 
-/* A connection, or -1 with errno (quiet is for waiting on the server). */
+/* A connection, or -1 with errno; its connect() time is kept. */
 static int try_connect(enum transport t)
 {
 	uint64_t t0 = now_ns();
