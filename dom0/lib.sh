@@ -1,10 +1,12 @@
 # Helpers for dom0 scenario scripts (busybox sh), installed as
 # /etc/v4v/lib.sh; a scenario starts with `. /etc/v4v/lib.sh`.
 #
-#   domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID]
+#   domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID] [RAMDISK] [VIF]
 #                         start a PV domU; prints its domain id on stdout;
 #                         with WANT_ID, a domU that got another id is
-#                         destroyed before it runs, and the call fails
+#                         destroyed before it runs, and the call fails;
+#                         RAMDISK is its initramfs, VIF the inside of xl's
+#                         `vif = [ ]` (none by default)
 #   wait_log NAME REGEX TIMEOUT_S [EVERY_S]
 #                         wait for a line matching REGEX (grep -E) in its
 #                         console log, looking every EVERY_S seconds
@@ -37,10 +39,11 @@ _v4v_uuid() {
 
 domu_create() {
     if [ $# -lt 3 ]; then
-        echo "domu_create: usage: domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID]" >&2
+        echo "domu_create: usage: domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID] [RAMDISK] [VIF]" >&2
         return 2
     fi
     _name=$1 _kernel=$2 _extra=$3 _vcpus=${4:-1} _mem=${5:-32} _want=${6:-}
+    _ramdisk=${7:-} _vif=${8:-}
     if [ ! -f "$_kernel" ]; then
         echo "dom0: domu_create $_name: no kernel $_kernel" >&2
         return 1
@@ -49,6 +52,8 @@ domu_create() {
         echo "dom0: domu_create $_name: no quotes or backslashes in NAME/EXTRA" >&2
         return 1 ;;
     esac
+    _rd=""
+    [ -n "$_ramdisk" ] && _rd="ramdisk = \"$_ramdisk\""
     mkdir -p "$V4V_CFG_DIR"
     _cfg=$V4V_CFG_DIR/$_name.cfg
     cat > "$_cfg" <<EOF
@@ -56,6 +61,7 @@ name = "$_name"
 uuid = "$(_v4v_uuid "$_name")"
 type = "pv"
 kernel = "$_kernel"
+$_rd
 extra = "$_extra"
 vcpus = $_vcpus
 memory = $_mem
@@ -63,7 +69,7 @@ on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
 disk = [ ]
-vif = [ ]
+vif = [ $_vif ]
 EOF
     _t0=$(_v4v_now)
     # Paused, so that a short-lived domU cannot be gone (on_poweroff =

@@ -40,41 +40,11 @@ if [ "$net" != ok ]; then
     exit 1
 fi
 
-# vb_create NAME WANT_ID EXTRA: a Linux PV domU with a vif on the bridge
-# (domu_create's recipe, with a ramdisk and a vif).
+# vb_create NAME WANT_ID EXTRA: a Linux domU (1 vCPU, 128 MiB) with a vif
+# on the bridge.
 vb_create() {
-    _name=$1 _want=$2 _extra=$3
-    mkdir -p "$V4V_CFG_DIR"
-    _cfg=$V4V_CFG_DIR/$_name.cfg
-    cat > "$_cfg" <<CFG
-name = "$_name"
-uuid = "$(_v4v_uuid "$_name")"
-type = "pv"
-kernel = "$K"
-ramdisk = "$R"
-extra = "console=hvc0 quiet $_extra"
-vcpus = 1
-memory = 128
-on_poweroff = "destroy"
-on_reboot = "destroy"
-on_crash = "destroy"
-disk = [ ]
-vif = [ 'mac=00:16:3e:76:00:0$_want,bridge=$BR,script=/etc/v4v/vif-bench' ]
-CFG
-    _t0=$(_v4v_now)
-    if ! xl create -p "$_cfg" > "/tmp/xl-create-$_name.log" 2>&1; then
-        echo "dom0: xl create $_name failed:"
-        sed 's/^/dom0:   /' "/tmp/xl-create-$_name.log"
-        return 1
-    fi
-    _id=$(xl domid "$_name" 2>/dev/null) || return 1
-    if [ "$_id" != "$_want" ]; then
-        echo "dom0: $_name got domain id $_id, planned $_want"
-        xl destroy "$_name" 2>/dev/null
-        return 1
-    fi
-    xl unpause "$_name" || { xl destroy "$_name"; return 1; }
-    echo "dom0: created $_name as domain $_id ('$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s"
+    domu_create "$1" "$K" "console=hvc0 quiet $3" 1 128 "$2" "$R" \
+        "'mac=00:16:3e:76:00:0$2,bridge=$BR,script=/etc/v4v/vif-bench'" >/dev/null
 }
 
 if vb_create server "$SRV" "role=bench-server vb_ip=$NET.1/24" &&

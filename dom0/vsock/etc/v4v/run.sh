@@ -13,40 +13,9 @@ A=1 B=2 A2=3 RA=4 RB=5 RH=6
 CID_A=$((A + 3)) CID_A2=$((A2 + 3))
 G=/boot/v4v-test-guest
 
-# linux_create NAME EXTRA MEM_MB WANT_ID: domu_create's recipe with a ramdisk.
+# linux_create NAME EXTRA MEM_MB WANT_ID: a Linux domU (1 vCPU).
 linux_create() {
-    _name=$1 _extra=$2 _mem=$3 _want=$4
-    mkdir -p "$V4V_CFG_DIR"
-    _cfg=$V4V_CFG_DIR/$_name.cfg
-    cat > "$_cfg" <<CFG
-name = "$_name"
-uuid = "$(_v4v_uuid "$_name")"
-type = "pv"
-kernel = "$K"
-ramdisk = "$R"
-extra = "console=hvc0 quiet vsock_v4v=debug=1 $_extra"
-vcpus = 1
-memory = $_mem
-on_poweroff = "destroy"
-on_reboot = "destroy"
-on_crash = "destroy"
-disk = [ ]
-vif = [ ]
-CFG
-    _t0=$(_v4v_now)
-    if ! xl create -p "$_cfg" > "/tmp/xl-create-$_name.log" 2>&1; then
-        echo "dom0: xl create $_name failed:"
-        sed 's/^/dom0:   /' "/tmp/xl-create-$_name.log"
-        return 1
-    fi
-    _id=$(xl domid "$_name" 2>/dev/null) || return 1
-    if [ "$_id" != "$_want" ]; then
-        echo "dom0: $_name got domain id $_id, planned $_want"
-        xl destroy "$_name" 2>/dev/null
-        return 1
-    fi
-    xl unpause "$_name" || { xl destroy "$_name"; return 1; }
-    echo "dom0: created $_name as domain $_id ($_mem MiB, '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s"
+    domu_create "$1" "$K" "console=hvc0 quiet vsock_v4v=debug=1 $2" 1 "$3" "$4" "$R" >/dev/null
 }
 
 # wait_b REGEX TIMEOUT_S [POLL_S]: wait_log on b (every POLL_S, default
