@@ -346,35 +346,31 @@ def host_line():
             f"{platform.release()}; {q}, TCG, 2 vCPUs")
 
 
-def main():
-    args = parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    run = multi.Run()
-    col = Collector(sys.stdout.isatty(), quiet=bool(args.from_serial))
-    col.icount = args.icount
+def boot_or_replay(args, run, col, feed, prog, what, extra_qemu=()):
+    """Boots (or, with --from-serial, reads a saved log), giving every line
+    to `run` (result lines) and to `feed` (figures), and judges the boot
+    against args.expect. Returns (problems, seconds the boot took)."""
     expected = multi.read_expect(args.expect)
     problems = []
-    t0 = time.monotonic()
     if args.from_serial:
         with open(args.from_serial, errors="replace") as f:
             for line in f:
                 line = qemu.clean(line.rstrip("\n"))
                 run.feed(line, 0.0)
-                col.feed(line, 0.0)
+                feed(line, 0.0)
         elapsed = 0.0
         problems += run.problems("(a saved log)", False, 0)
     else:
         if not args.initrd:
-            print("bench: --initrd is required (or --from-serial)", file=sys.stderr)
-            return 2
-        if not qemu.check_inputs("bench", ((args.xen, "Xen image"),
-                                           (args.vmlinux, "dom0 kernel"),
-                                           (args.initrd, "dom0 initramfs"))):
-            return 1
+            print(f"{prog}: --initrd is required (or --from-serial)", file=sys.stderr)
+            sys.exit(2)
+        if not qemu.check_inputs(prog, ((args.xen, "Xen image"),
+                                        (args.vmlinux, "dom0 kernel"),
+                                        (args.initrd, "dom0 initramfs"))):
+            sys.exit(1)
         serial = qemu.serial_path(args.results, args.name)
-        print(f"bench: booting Xen (V4V and Argo) under QEMU; serial log {serial}", flush=True)
-        icount = ["-icount", f"shift={args.icount},sleep=off"] if args.icount is not None else []
-        rc, elapsed, timed_out, _ = multi.boot(args, run, serial, icount, col.feed)
+        print(f"{prog}: booting {what} under QEMU; serial log {serial}", flush=True)
+        rc, elapsed, timed_out, _ = multi.boot(args, run, serial, extra_qemu, feed)
         col.done()
         problems += run.problems(rc, timed_out, args.timeout)
     for name in expected:
@@ -384,8 +380,24 @@ def main():
         for src, ok, why in reps:
             if not ok:
                 problems.append(f"{name} from {src}: {why}")
+    for name, reps in run.reports.items():
+        if name not in expected:
+            problems += [f"{name} from {src}: {why}" for src, ok, why in reps if not ok]
     if not col.samples:
         problems.append("no figures (no V4VB lines)")
+    return problems, elapsed
+
+
+def main():
+    args = parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    run = multi.Run()
+    col = Collector(sys.stdout.isatty(), quiet=bool(args.from_serial))
+    col.icount = args.icount
+    t0 = time.monotonic()
+    icount = ["-icount", f"shift={args.icount},sleep=off"] if args.icount is not None else []
+    problems, elapsed = boot_or_replay(args, run, col, col.feed, "bench",
+                                       "Xen (V4V and Argo)", icount)
     if problems:
         for p in problems:
             print(f"bench: FAIL {p}")

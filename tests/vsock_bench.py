@@ -27,7 +27,6 @@ import argparse
 import csv
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -154,43 +153,8 @@ def main():
         # come again in the dump of its log at the end ("[client] ...").
         if not (line.startswith("[") and "V4VD progress" in line):
             col.feed(line, now)
-    expected = multi.read_expect(args.expect)
-    problems = []
-    t0 = time.monotonic()
-    if args.from_serial:
-        with open(args.from_serial, errors="replace") as f:
-            for line in f:
-                line = qemu.clean(line.rstrip("\n"))
-                run.feed(line, 0.0)
-                feed(line, 0.0)
-        elapsed = 0.0
-        problems += run.problems("(a saved log)", False, 0)
-    else:
-        if not args.initrd:
-            print("vsock_bench: --initrd is required (or --from-serial)", file=sys.stderr)
-            return 2
-        if not qemu.check_inputs("vsock_bench", ((args.xen, "Xen image"),
-                                                 (args.vmlinux, "dom0 kernel"),
-                                                 (args.initrd, "dom0 initramfs"))):
-            return 1
-        serial = qemu.serial_path(args.results, args.name)
-        print(f"vsock_bench: booting Xen, dom0 and two Linux domUs under QEMU; serial log "
-              f"{serial}", flush=True)
-        rc, elapsed, timed_out, _ = multi.boot(args, run, serial, (), feed)
-        col.done()
-        problems += run.problems(rc, timed_out, args.timeout)
-    for name in expected:
-        reps = run.reports.get(name, [])
-        if not reps:
-            problems.append(f"{name}: no result line")
-        for src, ok, why in reps:
-            if not ok:
-                problems.append(f"{name} from {src}: {why}")
-    for name, reps in run.reports.items():
-        if name not in expected:
-            problems += [f"{name} from {src}: {why}" for src, ok, why in reps if not ok]
-    if not col.samples:
-        problems.append("no figures (no V4VB lines)")
+    problems, elapsed = bench.boot_or_replay(
+        args, run, col, feed, "vsock_bench", "Xen, dom0 and two Linux domUs")
     if problems:
         for p in problems:
             print(f"vsock_bench: FAIL {p}")
