@@ -61,21 +61,26 @@ ROWS = [
 ]
 
 
+def report_args(p, scripts, out, files):
+    """The options every benchmark report takes: a dom0 image whose
+    scripts are dom0/SCRIPTS, the expect file there, where the FILES go."""
+    p.add_argument("--vmlinux", default=os.path.join(ROOT, "build/dom0/vmlinux"))
+    p.add_argument("--initrd", help=f"dom0 initramfs with dom0/{scripts} (required to boot)")
+    p.add_argument("--dom0-cmdline", default=multi.DEFAULT_DOM0_CMDLINE)
+    p.add_argument("--expect", default=os.path.join(ROOT, f"dom0/{scripts}/expect"))
+    p.add_argument("--memory", default="2048", help="QEMU -m (MiB)")
+    p.add_argument("--out", default=os.path.join(ROOT, out), help=f"where {files} go")
+    p.add_argument("--from-serial", metavar="FILE",
+                   help="no boot: make the report from a saved serial log")
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--vmlinux", default=os.path.join(ROOT, "build/dom0/vmlinux"))
-    p.add_argument("--initrd", help="dom0 initramfs with dom0/bench (required to boot)")
-    p.add_argument("--dom0-cmdline", default=multi.DEFAULT_DOM0_CMDLINE)
-    p.add_argument("--expect", default=os.path.join(ROOT, "dom0/bench/expect"))
-    p.add_argument("--memory", default="2048", help="QEMU -m (MiB)")
-    p.add_argument("--out", default=os.path.join(ROOT, "build/results/bench"),
-                   help="where bench.txt, bench.csv and bench.svg go")
+    report_args(p, "bench", "build/results/bench", "bench.txt, bench.csv and bench.svg")
     p.add_argument("--icount", metavar="SHIFT",
                    help="run QEMU with -icount shift=SHIFT,sleep=off: guest time counts "
                         "instructions (2^SHIFT ns each), not host seconds; one host "
                         "thread for both vCPUs")
-    p.add_argument("--from-serial", metavar="FILE",
-                   help="no boot: make the report from a saved serial log")
     qemu.add_common_args(
         p, name="bench", timeout=1800.0,
         xen_cmdline=qemu.xen_cmdline("512M") + " argo=1,mac-permissive=1",

@@ -53,15 +53,7 @@ LOCAL = [
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--vmlinux", default=os.path.join(ROOT, "build/dom0/vmlinux"))
-    p.add_argument("--initrd", help="dom0 initramfs with dom0/vsock-bench (required to boot)")
-    p.add_argument("--dom0-cmdline", default=multi.DEFAULT_DOM0_CMDLINE)
-    p.add_argument("--expect", default=os.path.join(ROOT, "dom0/vsock-bench/expect"))
-    p.add_argument("--memory", default="2048", help="QEMU -m (MiB)")
-    p.add_argument("--out", default=os.path.join(ROOT, "build/results/bench/vsock"),
-                   help="where bench.txt and bench.csv go")
-    p.add_argument("--from-serial", metavar="FILE",
-                   help="no boot: make the report from a saved serial log")
+    bench.report_args(p, "vsock-bench", "build/results/bench/vsock", "bench.txt and bench.csv")
     qemu.add_common_args(
         p, name="bench-vsock", timeout=1200.0, xen_cmdline=qemu.xen_cmdline("512M"),
         echo_help="show result, marker, dom0 and domU lines as they arrive")
