@@ -29,9 +29,11 @@ apt_download() {
     (cd "$DEBS" && apt-get download -qq "${aptopt[@]}" "$@") >&2
 }
 
-# in_index PKG=VERSION: apt's index has that version.
+# in_index PKG=VERSION: apt's index has that version. (`apt-cache show
+# PKG=VERSION` exits 0 for a version it does not know, with only an
+# error on stderr, so the version is looked for in what it prints.)
 in_index() {
-    apt-cache show "$1" >/dev/null 2>&1
+    apt-cache show "$1" 2>/dev/null | grep -xF "Version: ${1#*=}" >/dev/null
 }
 
 # fetch_debs PKG=VERSION...: each one cached, downloading only what is

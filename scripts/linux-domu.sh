@@ -42,14 +42,46 @@ kernel_env() {
     eval "$env"
     [ -n "${KERNEL_ABI:-}" ] && [ -n "${KERNEL_VERSION:-}" ] || die "no kernel in build/dom0/kernel.env"
     KBUILD_SERIES="${KERNEL_ABI%%.0-*}"   # 6.1.0-56 -> 6.1
+    choose_kbuild
     PKGS=("linux-headers-$KERNEL_ABI-amd64=$KERNEL_VERSION"
         "linux-headers-$KERNEL_ABI-common=$KERNEL_VERSION"
-        "linux-kbuild-$KBUILD_SERIES=$KERNEL_VERSION"
+        "linux-kbuild-$KBUILD_SERIES=$KBUILD_VERSION"
         "socat=$SOCAT_VERSION" "libwrap0=$LIBWRAP_VERSION")
 }
 
-# deb_file, apt_download, fetch_debs (shared with dom0-image.sh).
+# deb_file, apt_download, apt_update_once, in_index, fetch_debs (shared
+# with dom0-image.sh).
 . "$ROOT/scripts/debs.sh"
+
+# choose_kbuild: KBUILD_VERSION, the linux-kbuild-SERIES to build with.
+# The headers ask for linux-kbuild-SERIES (>= KERNEL_VERSION), not for
+# that exact version: kbuild is the series' build tools (fixdep, modpost),
+# and the archive replaces it on its own (6.1.192-2 went, 6.1.192-3 came,
+# while the kernel and headers stayed at 6.1.192-2). So: the kernel's own
+# version where it is cached or in apt's index, else a cached one that
+# satisfies the dependency, else apt's candidate if it does.
+choose_kbuild() {
+    local pkg="linux-kbuild-$KBUILD_SERIES" f v
+    KBUILD_VERSION="$KERNEL_VERSION"
+    [ -s "$(deb_file "$pkg=$KERNEL_VERSION")" ] && return 0
+    for f in "$DEBS/${pkg}_"*.deb; do
+        [ -s "$f" ] || continue
+        v="$(dpkg-deb -f "$f" Version)"
+        if dpkg --compare-versions "$v" ge "$KERNEL_VERSION"; then
+            KBUILD_VERSION="$v"
+            return 0
+        fi
+    done
+    in_index "$pkg=$KERNEL_VERSION" && return 0
+    apt_update_once
+    in_index "$pkg=$KERNEL_VERSION" && return 0
+    v="$(LC_ALL=C apt-cache policy "$pkg" | awk '$1 == "Candidate:" { print $2 }')"
+    case "$v" in "" | "(none)") die "no $pkg in apt's index" ;; esac
+    dpkg --compare-versions "$v" ge "$KERNEL_VERSION" ||
+        die "$pkg $v is older than the kernel's $KERNEL_VERSION (the headers need >=)"
+    log "$pkg $KERNEL_VERSION is gone from the archive; using $v (the headers need >= $KERNEL_VERSION)"
+    KBUILD_VERSION="$v"
+}
 
 fetch() {
     fetch_debs "${PKGS[@]}"
