@@ -30,6 +30,12 @@ _v4v_secs() { cut -d. -f1 /proc/uptime; }
 
 domu_log() { echo "$V4V_CONSOLE_DIR/guest-$1.log"; }
 
+# Memory of a Linux domU (MiB) in the vsock boots. Its root file system is
+# its initramfs (about 31 MiB: busybox, socat, Python, the modules), held
+# twice while the kernel unpacks it; at 128 MiB that unpacking ran out of
+# memory and the kernel panicked.
+LINUX_DOMU_MB=192
+
 # A fixed UUID made from the name: libxl then needs no random numbers
 # (dom0's entropy pool is slow to fill under TCG and libuuid would wait).
 _v4v_uuid() {

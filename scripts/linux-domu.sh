@@ -23,6 +23,12 @@ set -euo pipefail
 
 SOCAT_VERSION="1.7.4.4-2"
 LIBWRAP_VERSION="7.6.q-32"
+PYTHON_VERSION="3.11.2-6+deb12u8"
+# What goes into the domU image from Debian, unpacked into one tree:
+# socat, and Python's interpreter with its minimal standard library (the
+# vsock boot's pyvsock.py: AF_VSOCK from Python's own socket module).
+IMAGE_PKGS=("socat=$SOCAT_VERSION" "libwrap0=$LIBWRAP_VERSION"
+    "python3.11-minimal=$PYTHON_VERSION" "libpython3.11-minimal=$PYTHON_VERSION")
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${V4V_CACHE:-$ROOT/build/cache}/linux"
@@ -45,8 +51,7 @@ kernel_env() {
     choose_kbuild
     PKGS=("linux-headers-$KERNEL_ABI-amd64=$KERNEL_VERSION"
         "linux-headers-$KERNEL_ABI-common=$KERNEL_VERSION"
-        "linux-kbuild-$KBUILD_SERIES=$KBUILD_VERSION"
-        "socat=$SOCAT_VERSION" "libwrap0=$LIBWRAP_VERSION")
+        "linux-kbuild-$KBUILD_SERIES=$KBUILD_VERSION")
 }
 
 # deb_file, apt_download, apt_update_once, in_index, fetch_debs (shared
@@ -83,15 +88,11 @@ choose_kbuild() {
     KBUILD_VERSION="$v"
 }
 
-fetch() {
-    fetch_debs "${PKGS[@]}"
-}
-
 # headers: the three kernel packages unpacked into one tree; the flavour's
 # Makefile points at /usr/src/...-common, which is rewritten to the tree.
 headers() {
     kernel_env
-    fetch
+    fetch_debs "${PKGS[@]}"
     local tree="$CACHE/headers" stamp="$CACHE/headers.stamp" key spec
     key="${PKGS[*]}"
     HDR="$tree/usr/src/linux-headers-$KERNEL_ABI-amd64"
@@ -99,7 +100,6 @@ headers() {
     log "unpacking headers for $KERNEL_ABI-amd64 ($KERNEL_VERSION)"
     rm -rf "$tree" && mkdir -p "$tree"
     for spec in "${PKGS[@]}"; do
-        case "$spec" in socat=* | libwrap0=*) continue ;; esac
         dpkg-deb -x "$(deb_file "$spec")" "$tree"
     done
     [ -f "$HDR/Makefile" ] || die "no $HDR/Makefile"
@@ -139,12 +139,12 @@ copy_lib() {
 # image: the domU initramfs, an uncompressed newc cpio.
 image() {
     module
-    local pk="$CACHE/pkgs" pstamp="$CACHE/pkgs.stamp" key
-    key="socat=$SOCAT_VERSION libwrap0=$LIBWRAP_VERSION"
+    local pk="$CACHE/pkgs" pstamp="$CACHE/pkgs.stamp" key spec
+    key="${IMAGE_PKGS[*]}"
+    fetch_debs "${IMAGE_PKGS[@]}"
     if ! [ -f "$pstamp" ] || [ "$(cat "$pstamp")" != "$key" ]; then
         rm -rf "$pk" && mkdir -p "$pk"
-        dpkg-deb -x "$(deb_file "socat=$SOCAT_VERSION")" "$pk"
-        dpkg-deb -x "$(deb_file "libwrap0=$LIBWRAP_VERSION")" "$pk"
+        for spec in "${IMAGE_PKGS[@]}"; do dpkg-deb -x "$(deb_file "$spec")" "$pk"; done
         echo "$key" > "$pstamp"
     fi
     local kdeb="$DOM0_CACHE/debs/linux-image-${KERNEL_ABI}-amd64_${KERNEL_VERSION}_amd64.deb"
@@ -155,7 +155,7 @@ image() {
     local istamp="$OUT/domu.stamp" ikey
     ikey="$(cat "$pstamp" "$OUT/module.stamp" "$0" "$ROOT/dom0/vsock/domu-init" \
         "$ROOT/vsock-v4v/tools/vdgram.c" "$ROOT/vsock-v4v/tools/vperf.c" \
-        "$ROOT/dom0/vsock-bench/domu-bench.sh" | sha256sum | cut -d' ' -f1)$kdeb"
+        "$ROOT/dom0/vsock-bench/domu-bench.sh" "$ROOT/dom0/vsock/pyvsock.py" | sha256sum | cut -d' ' -f1)$kdeb"
     if [ -f "$istamp" ] && [ "$(cat "$istamp")" = "$ikey" ] && [ -s "$OUT/domu.cpio" ]; then return 0; fi
     log "assembling the domU initramfs"
     local r="$OUT/rootfs"
@@ -164,7 +164,7 @@ image() {
     for d in bin sbin usr/bin usr/sbin lib/x86_64-linux-gnu lib64 lib/modules/v4v proc sys dev tmp root etc run; do
         mkdir -p "$r/$d"
     done
-    ln -s lib "$r/usr/lib"
+    ln -s ../lib "$r/usr/lib"
     chmod 1777 "$r/tmp"
     install -m 755 "$busybox" "$r/bin/busybox"
     local applet
@@ -187,12 +187,23 @@ image() {
     install -m 755 "$OUT/vperf" "$r/usr/bin/vperf"
     mkdir -p "$r/etc/v4v"
     install -m 644 "$ROOT/dom0/vsock-bench/domu-bench.sh" "$r/etc/v4v/vsock-bench.sh"
+    # Python: the interpreter and its minimal standard library, compiled
+    # here by the same interpreter (a PV domU under TCG would spend seconds
+    # compiling at every start), and the test program that uses it.
+    install -m 755 "$pk/usr/bin/python3.11" "$r/usr/bin/python3.11"
+    ln -s python3.11 "$r/usr/bin/python3"
+    cp -a "$pk/usr/lib/python3.11" "$r/lib/python3.11"
+    "$r/usr/bin/python3.11" -I -m compileall -q \
+        --invalidation-mode unchecked-hash -s "$r/lib" -p /usr/lib "$r/lib/python3.11" >&2 ||
+        die "compiling Python's library failed"
+    install -m 755 "$ROOT/dom0/vsock/pyvsock.py" "$r/usr/bin/pyvsock"
     local libs=() lib
     while read -r lib; do libs+=("$lib"); done < <(
-        LD_LIBRARY_PATH="$pk/lib/x86_64-linux-gnu:$pk/usr/lib/x86_64-linux-gnu" ldd "$pk/usr/bin/socat" |
+        LD_LIBRARY_PATH="$pk/lib/x86_64-linux-gnu:$pk/usr/lib/x86_64-linux-gnu" \
+            ldd "$pk/usr/bin/socat" "$pk/usr/bin/python3.11" |
         awk '/not found/ { print "MISSING:" $1; next }
              $2 == "=>" && $3 ~ /^\// { print $3; next }
-             $1 ~ /^\// { print $1 }')
+             $1 ~ /^\// && NF == 2 { print $1 }')
     for lib in "${libs[@]}"; do
         case "$lib" in MISSING:*) die "${lib#MISSING:} not found (install libssl3 on this machine)" ;; esac
     done

@@ -40,10 +40,10 @@ if [ "$net" != ok ]; then
     exit 1
 fi
 
-# vb_create NAME WANT_ID EXTRA: a Linux domU (1 vCPU, 128 MiB) with a vif
+# vb_create NAME WANT_ID EXTRA: a Linux domU (1 vCPU, $LINUX_DOMU_MB MiB) with a vif
 # on the bridge.
 vb_create() {
-    domu_create "$1" "$K" "console=hvc0 quiet $3" 1 128 "$2" "$R" \
+    domu_create "$1" "$K" "console=hvc0 quiet $3" 1 "$LINUX_DOMU_MB" "$2" "$R" \
         "'mac=00:16:3e:76:00:0$2,bridge=$BR,script=/etc/v4v/vif-bench'" >/dev/null
 }
 

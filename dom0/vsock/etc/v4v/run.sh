@@ -13,9 +13,9 @@ A=1 B=2 A2=3 RA=4 RB=5 RH=6
 CID_A=$((A + 3)) CID_A2=$((A2 + 3))
 G=/boot/v4v-test-guest
 
-# linux_create NAME EXTRA MEM_MB WANT_ID: a Linux domU (1 vCPU).
+# linux_create NAME EXTRA WANT_ID: a Linux domU (1 vCPU).
 linux_create() {
-    domu_create "$1" "$K" "console=hvc0 quiet vsock_v4v=debug=1 $2" 1 "$3" "$4" "$R" >/dev/null
+    domu_create "$1" "$K" "console=hvc0 quiet vsock_v4v=debug=1 $2" 1 "$LINUX_DOMU_MB" "$3" "$R" >/dev/null
 }
 
 # wait_b REGEX TIMEOUT_S [POLL_S]: wait_log on b (every POLL_S, default
@@ -43,8 +43,8 @@ live() {
         gsub(/V4VT/, "v4vt"); gsub(/V4VD/, "v4vd"); print "[" n " live] " $0; fflush() }' &
 }
 
-if linux_create a "role=server" 128 "$A" &&
-    linux_create b "role=client srv=$CID_A srv2=$CID_A2 ra=$RA rb=$RB rh=$RH" 128 "$B"; then
+if linux_create a "role=server" "$A" &&
+    linux_create b "role=client srv=$CID_A srv2=$CID_A2 ra=$RA rb=$RB rh=$RH" "$B"; then
     result ok vsock.dom0-domids-as-planned
     live a
     live b
@@ -90,7 +90,7 @@ if wait_b 'V4VD mark death-ready' 200; then
         result fail vsock.death-detected-fast "b did not notice in 20 s"
     fi
     live a2
-    if linux_create a2 "role=server" 128 "$A2"; then
+    if linux_create a2 "role=server" "$A2"; then
         result ok vsock.dom0-new-server
     else
         result fail vsock.dom0-new-server "xl create a2"
