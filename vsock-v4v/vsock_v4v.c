@@ -54,6 +54,7 @@
 #define VV_MAX_DATA		(32 * 1024)
 #define VV_MAX_BUF		(4U * 1024 * 1024)
 #define VV_PROBE_MS		250
+/* Peer rings in one probing notify (the probe makes as many as it needs). */
 #define VV_MAX_PROBE		64
 /* A datagram socket's ring: 16 pages. */
 #define VV_DGRAM_PAGES		16
@@ -128,6 +129,8 @@ static DECLARE_BITMAP(vv_ctl_full, VV_DOMID_LIMIT);
 static bool vv_stopping;
 /* Peers found dead by the last probe, for vv_reset_dead (one bit a domid). */
 static DECLARE_BITMAP(vv_dead, VV_DOMID_LIMIT);
+/* Peers the probe in progress asks about (the probe work's own). */
+static DECLARE_BITMAP(vv_watch, VV_DOMID_LIMIT);
 
 static struct vsock_transport vv_transport;
 static LIST_HEAD(vv_dgrams);
@@ -1244,15 +1247,47 @@ static void vv_reset_dead(struct sock *sk)
 	vv_set_reset(sk, ECONNRESET);
 }
 
+/*
+ * Notify with the stream rings of up to VV_MAX_PROBE watched peers from
+ * *dom on; marks in vv_dead those whose ring is gone. Returns whether any
+ * is, and moves *dom past the peers asked about.
+ */
+static bool vv_probe_batch(struct v4v_ring_data *rd, unsigned long *dom)
+{
+	u16 doms[VV_MAX_PROBE];
+	bool any_dead = false;
+	unsigned int n = 0, i;
+
+	while (*dom < VV_DOMID_LIMIT && n < VV_MAX_PROBE) {
+		doms[n++] = *dom;
+		*dom = find_next_bit(vv_watch, VV_DOMID_LIMIT, *dom + 1);
+	}
+	memset(rd, 0, struct_size(rd, data, VV_MAX_PROBE));
+	rd->magic = V4V_RING_DATA_MAGIC;
+	rd->nent = n;
+	for (i = 0; i < n; i++) {
+		rd->data[i].ring.port = VV_STREAM_PORT;
+		rd->data[i].ring.domain = doms[i];
+	}
+	if (v4v_call(V4V_OP_NOTIFY, (unsigned long)rd, 0, 0, 0, 0) != 0)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (rd->data[i].flags & V4V_RING_DATA_F_EXISTS)
+			continue;
+		set_bit(doms[i], vv_dead);
+		any_dead = true;
+	}
+	return any_dead;
+}
+
 static void vv_probe(struct work_struct *work)
 {
 	struct v4v_ring_data *rd;
 	struct vv_sock *vv;
-	u16 doms[VV_MAX_PROBE];
-	unsigned int n = 0, i;
-	bool any_dead = false;
-	long rc;
+	unsigned long dom;
+	bool watching = false, any_dead = false;
 
+	bitmap_zero(vv_watch, VV_DOMID_LIMIT);
 	spin_lock_bh(&vv_socks_lock);
 	list_for_each_entry(vv, &vv_socks, node) {
 		struct sock *sk = sk_vsock(vv->vsk);
@@ -1260,33 +1295,18 @@ static void vv_probe(struct work_struct *work)
 		if (READ_ONCE(sk->sk_state) != TCP_ESTABLISHED ||
 		    READ_ONCE(vv->reset))
 			continue;
-		for (i = 0; i < n; i++)
-			if (doms[i] == vv->peer_dom)
-				break;
-		if (i == n && n < VV_MAX_PROBE)
-			doms[n++] = vv->peer_dom;
+		set_bit(vv->peer_dom, vv_watch);
+		watching = true;
 	}
 	spin_unlock_bh(&vv_socks_lock);
 
-	if (n) {
-		rd = kzalloc(struct_size(rd, data, n), GFP_KERNEL);
+	if (watching) {
+		bitmap_zero(vv_dead, VV_DOMID_LIMIT);
+		rd = kmalloc(struct_size(rd, data, VV_MAX_PROBE), GFP_KERNEL);
 		if (rd) {
-			rd->magic = V4V_RING_DATA_MAGIC;
-			rd->nent = n;
-			for (i = 0; i < n; i++) {
-				rd->data[i].ring.port = VV_STREAM_PORT;
-				rd->data[i].ring.domain = doms[i];
-			}
-			rc = v4v_call(V4V_OP_NOTIFY, (unsigned long)rd, 0, 0, 0, 0);
-			if (rc == 0) {
-				bitmap_zero(vv_dead, VV_DOMID_LIMIT);
-				for (i = 0; i < n; i++) {
-					if (rd->data[i].flags & V4V_RING_DATA_F_EXISTS)
-						continue;
-					set_bit(doms[i], vv_dead);
-					any_dead = true;
-				}
-			}
+			dom = find_first_bit(vv_watch, VV_DOMID_LIMIT);
+			while (dom < VV_DOMID_LIMIT)
+				any_dead |= vv_probe_batch(rd, &dom);
 			kfree(rd);
 		}
 		if (any_dead)
@@ -1298,9 +1318,9 @@ static void vv_probe(struct work_struct *work)
 	vv_flush_ctl();
 	spin_lock_bh(&vv_ctl_lock);
 	if (!list_empty(&vv_ctl_q))
-		n++;
+		watching = true;
 	spin_unlock_bh(&vv_ctl_lock);
-	if (n || atomic_read(&vv_blocked))
+	if (watching || atomic_read(&vv_blocked))
 		vv_probe_start();
 }
 
