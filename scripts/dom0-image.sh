@@ -41,8 +41,8 @@ set -euo pipefail
 # The kernel: a later step needs the matching linux-headers-$KERNEL_ABI-amd64
 # (build/dom0/kernel.env says which kernel was actually used; choose_kernel
 # resets KERNEL_* to it).
-KERNEL_ABI="6.1.0-56"
-KERNEL_VERSION="6.1.192-2"
+KERNEL_ABI="6.1.0-57"
+KERNEL_VERSION="6.1.192-3"
 PIN_ABI="$KERNEL_ABI"
 PIN_VERSION="$KERNEL_VERSION"
 if [ -n "${V4V_KERNEL_PIN:-}" ]; then
