@@ -50,8 +50,18 @@
 /* Ring: 256 pages; ring[] is what is left after the 60-byte header. */
 #define VV_RING_PAGES		256
 #define VV_RING_LEN		(VV_RING_PAGES * PAGE_SIZE - 64)
-/* Largest data payload in one message. */
-#define VV_MAX_DATA		(32 * 1024)
+/*
+ * Largest stream payload in one message. 64 KiB, the write size of socat
+ * and most bulk copies: one message per write halves the per-message
+ * work (hypercall, VIRQ, rx work) of a 64 KiB write against 32 KiB
+ * messages (make bench-vsock: 64 KiB throughput against 16 KiB in the
+ * same boot went from 1.4-1.6x to 2.1x).
+ */
+#define VV_MAX_DATA		(64 * 1024)
+/* Largest datagram. */
+#define VV_MAX_DGRAM		(32 * 1024)
+/* Smallest stream receive buffer (SO_VM_SOCKETS_BUFFER_SIZE is raised to it). */
+#define VV_MIN_BUF		(32 * 1024)
 #define VV_MAX_BUF		(4U * 1024 * 1024)
 #define VV_PROBE_MS		250
 /* Peer rings in one probing notify (the probe makes as many as it needs). */
@@ -410,7 +420,7 @@ static int vv_init(struct vsock_sock *vsk, struct vsock_sock *psk)
 	else
 		vv->buf_alloc = min_t(u64, vsk->buffer_size, VV_MAX_BUF);
 	if (!vv->buf_alloc)
-		vv->buf_alloc = VV_MAX_DATA;
+		vv->buf_alloc = VV_MIN_BUF;
 	vsk->trans = vv;
 	spin_lock_bh(&vv_socks_lock);
 	list_add(&vv->node, &vv_socks);
@@ -553,7 +563,7 @@ static int vv_dgram_enqueue(struct vsock_sock *vsk, struct sockaddr_vm *addr,
 	void *buf;
 	long rc;
 
-	if (len > VV_MAX_DATA)
+	if (len > VV_MAX_DGRAM)
 		return -EMSGSIZE;
 	if (!vv_cid_ok(addr->svm_cid))
 		return -EINVAL;
@@ -711,8 +721,8 @@ static void vv_notify_buffer_size(struct vsock_sock *vsk, u64 *val)
 
 	if (*val > VV_MAX_BUF)
 		*val = VV_MAX_BUF;
-	if (*val < VV_MAX_DATA)
-		*val = VV_MAX_DATA;
+	if (*val < VV_MIN_BUF)
+		*val = VV_MIN_BUF;
 	if (vv)
 		vv->buf_alloc = *val;
 }
