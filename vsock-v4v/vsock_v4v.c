@@ -55,7 +55,7 @@
  * and most bulk copies: one message per write halves the per-message
  * work (hypercall, VIRQ, rx work) of a 64 KiB write against 32 KiB
  * messages (make bench-vsock: 64 KiB throughput against 16 KiB in the
- * same boot went from 1.4-1.6x to 2.1x).
+ * same boot went from 1.4-1.6x to 2.0-2.1x).
  */
 #define VV_MAX_DATA		(64 * 1024)
 /* Largest datagram. */
