@@ -36,6 +36,12 @@ in_index() {
     apt-cache show "$1" 2>/dev/null | grep -xF "Version: ${1#*=}" >/dev/null
 }
 
+# apt_candidate PKG: the version apt would install, or nothing (none in
+# apt's index).
+apt_candidate() {
+    LC_ALL=C apt-cache policy "$1" | awk '$1 == "Candidate:" && $2 != "(none)" { print $2 }'
+}
+
 # fetch_debs PKG=VERSION...: each one cached, downloading only what is
 # missing (with one apt-get update if apt's index lacks it); dies if one
 # cannot be had.

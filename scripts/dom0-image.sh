@@ -85,7 +85,7 @@ die() { printf 'dom0-image: error: %s\n' "$*" >&2; exit 1; }
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-# deb_file, apt_update_once, apt_download, in_index, fetch_debs.
+# deb_file, apt_update_once, apt_download, in_index, apt_candidate, fetch_debs.
 . "$ROOT/scripts/debs.sh"
 
 # fetch: every package but the kernel (see choose_kernel).
@@ -122,8 +122,8 @@ fetch_pinned_kernel() {
 fallback_kernel() {
     local pkg ver tries=0
     while read -r pkg; do
-        ver="$(LC_ALL=C apt-cache policy "$pkg" | awk '$1 == "Candidate:" { print $2 }')"
-        case "$ver" in "" | "(none)") continue ;; esac
+        ver="$(apt_candidate "$pkg")"
+        [ -n "$ver" ] || continue
         if [ -s "$(deb_file "$pkg=$ver")" ] || {
                 log "apt-get download $pkg=$ver"
                 apt_download "$pkg=$ver" && [ -s "$(deb_file "$pkg=$ver")" ]

@@ -54,7 +54,7 @@ kernel_env() {
         "linux-kbuild-$KBUILD_SERIES=$KBUILD_VERSION")
 }
 
-# deb_file, apt_download, apt_update_once, in_index, fetch_debs (shared
+# deb_file, apt_download, apt_update_once, in_index, apt_candidate, fetch_debs (shared
 # with dom0-image.sh).
 . "$ROOT/scripts/debs.sh"
 
@@ -80,8 +80,8 @@ choose_kbuild() {
     in_index "$pkg=$KERNEL_VERSION" && return 0
     apt_update_once
     in_index "$pkg=$KERNEL_VERSION" && return 0
-    v="$(LC_ALL=C apt-cache policy "$pkg" | awk '$1 == "Candidate:" { print $2 }')"
-    case "$v" in "" | "(none)") die "no $pkg in apt's index" ;; esac
+    v="$(apt_candidate "$pkg")"
+    [ -n "$v" ] || die "no $pkg in apt's index"
     dpkg --compare-versions "$v" ge "$KERNEL_VERSION" ||
         die "$pkg $v is older than the kernel's $KERNEL_VERSION (the headers need >=)"
     log "$pkg $KERNEL_VERSION is gone from the archive; using $v (the headers need >= $KERNEL_VERSION)"
