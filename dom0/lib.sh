@@ -2,7 +2,8 @@
 # /etc/v4v/lib.sh; a scenario starts with `. /etc/v4v/lib.sh`.
 #
 #   domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID] [RAMDISK] [VIF]
-#                         start a PV domU; prints its domain id on stdout;
+#                         start a PV domU (created paused and left so with
+#                         V4V_PAUSED=1); prints its domain id on stdout;
 #                         with WANT_ID, a domU that got another id is
 #                         destroyed before it runs, and the call fails;
 #                         RAMDISK is its initramfs, VIF the inside of xl's
@@ -95,6 +96,12 @@ EOF
         echo "dom0: $_name got domain id $_id, planned $_want" >&2
         xl destroy "$_name" 2>/dev/null
         return 1
+    fi
+    # V4V_PAUSED=1: leave it paused (the caller unpauses it later).
+    if [ -n "${V4V_PAUSED:-}" ]; then
+        echo "dom0: created $_name as domain $_id, paused" >&2
+        echo "$_id"
+        return 0
     fi
     if ! xl unpause "$_name" >> "/tmp/xl-create-$_name.log" 2>&1; then
         echo "dom0: xl unpause $_name failed:" >&2

@@ -7,7 +7,7 @@
 # XEN_IMAGE is the multiboot Xen image QEMU boots; BOOT_XEN_DEP the target
 # that builds it (empty: boot whatever XEN_IMAGE names, e.g. the unpatched
 # one that `make xen-stock` builds for harness bring-up).
-.PHONY: guest boot-test xen-stock boot-test-stock guest-clippy
+.PHONY: guest boot-test boot-test-debug xen-stock boot-test-stock guest-clippy
 
 GUEST_TRIPLE := x86_64-unknown-none
 GUEST_TARGET_DIR := $(BUILD)/target-guest
@@ -31,7 +31,11 @@ guest-clippy: setup
 
 boot-test: guest $(BOOT_XEN_DEP)
 	@mkdir -p $(RESULTS)
-	$(BOOT) --mode tests --name boot-dom0 --counts $(RESULTS)/boot.counts
+	$(BOOT) --mode tests --name boot-dom0$(RESULT_SUFFIX) --counts $(RESULTS)/boot$(RESULT_SUFFIX).counts
+
+# The same on the debug hypervisor.
+boot-test-debug:
+	$(MAKE) --no-print-directory boot-test XEN_VARIANT=debug
 
 # An unpatched Xen (hypercall 43 answers -ENOSYS), for bringing up the guest
 # and the harness without the engine.

@@ -6,7 +6,7 @@
 #   make run          three domUs talking, a viptables rule changing what
 #                     gets through; a readable transcript on the terminal
 #   make run-dom0     the older one-domain demo (the guest as dom0)
-.PHONY: multi-test run run-dom0 dom0-tools-overlay
+.PHONY: multi-test multi-test-debug starve-test starve-test-debug run run-dom0 dom0-tools-overlay
 
 DOM0_TOOLS_OVERLAY := $(DOM0_DIR)/overlay-tools
 
@@ -21,8 +21,22 @@ multi-test: $(SCENARIO_DEPS)
 	@mkdir -p $(RESULTS)
 	$(DOM0_PACK) $(DOM0_DIR)/scenarios.cpio $(ROOT)/dom0/scenarios \
 		$(DOM0_GUEST_OVERLAY) $(DOM0_TOOLS_OVERLAY)
-	$(MULTI) --initrd $(DOM0_DIR)/scenarios.cpio --name multi \
-		--expect $(ROOT)/dom0/scenarios/expect --counts $(RESULTS)/multi.counts
+	$(MULTI) --initrd $(DOM0_DIR)/scenarios.cpio --name multi$(RESULT_SUFFIX) \
+		--expect $(ROOT)/dom0/scenarios/expect --counts $(RESULTS)/multi$(RESULT_SUFFIX).counts
+
+# The starvation scenario (dom0/starve), on 4 physical CPUs.
+starve-test: $(SCENARIO_DEPS)
+	@mkdir -p $(RESULTS)
+	$(DOM0_PACK) $(DOM0_DIR)/starve.cpio $(ROOT)/dom0/starve \
+		$(DOM0_GUEST_OVERLAY) $(DOM0_TOOLS_OVERLAY)
+	$(MULTI) --smp 4 --initrd $(DOM0_DIR)/starve.cpio --name starve$(RESULT_SUFFIX) \
+		--expect $(ROOT)/dom0/starve/expect --counts $(RESULTS)/starve$(RESULT_SUFFIX).counts
+
+# The same boots on the debug hypervisor.
+multi-test-debug:
+	$(MAKE) --no-print-directory multi-test XEN_VARIANT=debug
+starve-test-debug:
+	$(MAKE) --no-print-directory starve-test XEN_VARIANT=debug
 
 run: setup $(SCENARIO_DEPS)
 	@mkdir -p $(RESULTS)

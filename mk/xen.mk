@@ -12,13 +12,36 @@
 # file changed, and Xen's make only when one of those or the archive did.
 # A Rust-only change re-runs cargo and relinks Xen.
 
+# Two hypervisors from the same series and the same engine source:
+# XEN_VARIANT=release (the default: `make run`, `make bench`) and
+# XEN_VARIANT=debug (CONFIG_DEBUG: Xen's ASSERTs and debug checks, with
+# CONFIG_DEBUG_LOCKS; the engine built with Rust's debug assertions and
+# overflow checks, and its lock-order check per physical CPU), each in its
+# own tree, stamps and Rust target directory. `make xen-debug` and the
+# *-debug targets below build and test the second.
+XEN_VARIANT ?= release
+ifeq ($(XEN_VARIANT),debug)
+XEN_TREE := $(BUILD)/xen-debug
+XEN_STAMPS := $(BUILD)/stamps-debug
+RUST_TARGET_DIR := $(BUILD)/target-xen-debug
+XEN_KCONFIG_VARIANT := CONFIG_DEBUG CONFIG_DEBUG_LOCKS
+XEN_RUSTFLAGS_VARIANT := -C debug-assertions=on -C overflow-checks=on
+RESULT_SUFFIX := -debug
+else ifeq ($(XEN_VARIANT),release)
 XEN_TREE := $(BUILD)/xen
+XEN_STAMPS := $(BUILD)/stamps
+RUST_TARGET_DIR := $(BUILD)/target-xen
+XEN_KCONFIG_VARIANT :=
+XEN_RUSTFLAGS_VARIANT :=
+RESULT_SUFFIX :=
+else
+$(error XEN_VARIANT must be release or debug, not '$(XEN_VARIANT)')
+endif
 XEN_DIR := $(XEN_TREE)/xen
 XEN_PRISTINE := $(CACHE)/xen-pristine
 XEN_IMAGE := $(XEN_DIR)/xen
 XEN_SYMS := $(XEN_DIR)/xen-syms
 XEN_PUBLIC_HEADER := $(XEN_DIR)/include/public/v4v.h
-XEN_STAMPS := $(BUILD)/stamps
 XEN_PATCHED := $(XEN_STAMPS)/xen-patched
 XEN_CONFIGURED := $(XEN_STAMPS)/xen-configured
 XEN_JOBS ?= 2
@@ -27,10 +50,10 @@ XEN_JOBS ?= 2
 # ARGO (reachable with UNSUPPORTED): Argo, upstream Xen's C implementation of
 # the same idea, built in for `make bench` to compare against; it stays off
 # unless Xen is booted with `argo=1` (only the benchmark boot does).
-XEN_KCONFIG_SET := CONFIG_V4V CONFIG_EXPERT CONFIG_VERBOSE_DEBUG CONFIG_UNSUPPORTED CONFIG_ARGO
+XEN_KCONFIG_SET := CONFIG_V4V CONFIG_EXPERT CONFIG_VERBOSE_DEBUG CONFIG_UNSUPPORTED CONFIG_ARGO \
+	$(XEN_KCONFIG_VARIANT)
 
 RUST_TARGET := x86_64-unknown-none
-RUST_TARGET_DIR := $(BUILD)/target-xen
 RUST_LIB := $(RUST_TARGET_DIR)/$(RUST_TARGET)/release/libv4v.a
 XEN_RUST_LIB := $(XEN_STAMPS)/libv4v.a
 # Code that links into Xen: position independent without a GOT (Xen is
@@ -40,7 +63,7 @@ XEN_RUST_LIB := $(XEN_STAMPS)/libv4v.a
 XEN_RUSTFLAGS := -C relocation-model=pie -C force-unwind-tables=no \
 	-Z plt=yes -Z direct-access-external-data=yes \
 	-Z function-return=thunk-extern -Z retpoline-external-thunk \
-	-Z cf-protection=branch
+	-Z cf-protection=branch $(XEN_RUSTFLAGS_VARIANT)
 # `cargo rustc --crate-type staticlib`: the crate also declares an rlib, and
 # cargo applies the profile's fat LTO only to a build without one. LTO keeps
 # only what the three entry points reach, in one object.
@@ -50,7 +73,8 @@ XEN_CARGO := RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(XEN_RUSTFLAGS)" nice $(CARGO) rustc 
 
 export XEN_IMAGE XEN_SYMS RUST_LIB
 
-.PHONY: xen xen-rust xen-patch xen-config xen-rebuild disasm-check abi-check
+.PHONY: xen xen-rust xen-patch xen-config xen-rebuild disasm-check abi-check \
+	xen-debug disasm-check-debug
 
 xen: $(XEN_IMAGE)
 
@@ -134,8 +158,14 @@ xen-rebuild: $(XEN_RUST_LIB) $(XEN_CONFIGURED)
 # --- Checks -----------------------------------------------------------------
 disasm-check: $(XEN_IMAGE)
 	@mkdir -p $(RESULTS)
-	python3 scripts/disasm-check.py --self-test --counts $(RESULTS)/disasm.counts \
+	python3 scripts/disasm-check.py --self-test --counts $(RESULTS)/disasm$(RESULT_SUFFIX).counts \
 	    $(XEN_SYMS) $(XEN_RUST_LIB)
+
+# The debug hypervisor (see XEN_VARIANT above).
+xen-debug:
+	$(MAKE) --no-print-directory xen XEN_VARIANT=debug
+disasm-check-debug:
+	$(MAKE) --no-print-directory disasm-check XEN_VARIANT=debug
 
 ABI_CHECK_DIR := $(BUILD)/abi-check
 abi-check: $(XEN_PATCHED)

@@ -50,6 +50,12 @@ stage guest make --no-print-directory guest
 stage guest-clippy make --no-print-directory guest-clippy
 stage boot make --no-print-directory boot-test
 stage multi make --no-print-directory multi-test
+stage starve make --no-print-directory starve-test
+# The debug hypervisor (CONFIG_DEBUG, the engine with debug assertions).
+stage xen-debug make --no-print-directory xen-debug
+stage disasm-debug make --no-print-directory disasm-check-debug
+stage boot-debug make --no-print-directory boot-test-debug
+stage multi-debug make --no-print-directory multi-test-debug
 stage vsock make --no-print-directory vsock-test
 
 echo

@@ -2,13 +2,16 @@
 //!
 //! Everything the engine needs from Xen goes through [`Env`]: who is calling,
 //! copies to and from the calling vCPU's guest memory, pinning the frames of
-//! a ring and mapping them contiguously, and raising `VIRQ_V4V`. Inside Xen
+//! a ring and mapping them contiguously, raising `VIRQ_V4V`, the
+//! hypervisor's own locks, and its preemption: whether work is waiting for
+//! this CPU, and continuing a hypercall later. Inside Xen
 //! it is implemented over the C shim (`crate::xen`); in host tests by a simulated hypervisor
 //! (`crate::sim`) with many domains whose memory tests can read, corrupt and
 //! race. Allocation is not part of the trait: the engine uses the `alloc`
 //! crate, always fallibly, and Xen's global allocator is set up in
 //! `crate::xen`.
 
+use crate::lock::{RawMutex, RawRwLock};
 use core::ptr::NonNull;
 
 /// A Xen domain id.
@@ -36,6 +39,10 @@ pub trait Env: Sync {
     /// A frame of a guest, pinned as a writable RAM page until given back
     /// to [`Env::unpin_frame`].
     type Frame: Send + Sync;
+    /// The hypervisor's spin lock (Xen: `spinlock_t`).
+    type Mutex: RawMutex;
+    /// The hypervisor's reader-writer lock (Xen: `rwlock_t`).
+    type RwLock: RawRwLock;
 
     /// The domain making the current hypercall.
     fn current_domain(&self) -> DomId;
@@ -99,4 +106,19 @@ pub trait Env: Sync {
 
     /// Raise `VIRQ_V4V` in domain `dom`, if it still exists.
     fn raise_virq(&self, dom: DomId);
+
+    /// Whether the current operation should stop at its next preemption
+    /// point because the CPU has other work (Xen: `hypercall_preempt_check`).
+    /// Only called with no lock held.
+    fn preempt_check(&self) -> bool;
+
+    /// Arrange for the current hypercall to be made again with these
+    /// arguments (the progress is encoded in them), and return the value to
+    /// return from this one (Xen: `hypercall_create_continuation`).
+    fn continuation(&self, cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u32) -> i64;
+
+    /// Let the CPU do pending work (Xen: `process_pending_softirqs`), in
+    /// long loops that are not hypercalls (the debug dump). Only called
+    /// with no lock held.
+    fn process_softirqs(&self);
 }

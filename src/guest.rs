@@ -48,6 +48,15 @@ impl GuestAddr {
 
     /// Write one `T` to guest memory.
     pub fn write<E: Env, T: IntoBytes + Immutable>(self, env: &E, v: &T) -> Result<(), Fault> {
+        self.write_slice(env, core::slice::from_ref(v))
+    }
+
+    /// Write an array of `T`s to guest memory at this address.
+    pub fn write_slice<E: Env, T: IntoBytes + Immutable>(
+        self,
+        env: &E,
+        v: &[T],
+    ) -> Result<(), Fault> {
         let bytes = v.as_bytes();
         // SAFETY: `bytes` is valid for reads of its whole length.
         unsafe { env.copy_to_guest(self.0, bytes.as_ptr(), bytes.len()) }

@@ -22,6 +22,7 @@ pub mod error;
 pub mod guest;
 pub mod lock;
 pub mod ring;
+pub mod shared;
 pub mod viptables;
 
 #[cfg(target_os = "none")]

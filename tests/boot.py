@@ -113,7 +113,7 @@ def echo(args, line):
 def boot(args, run, serial):
     guest_arg = " ".join(x for x in (args.mode, args.guest_args) if x)
     cmd = qemu.qemu_cmd(args.qemu, "qemu64", 512, args.xen, args.xen_cmdline,
-                        [f"{args.guest} {guest_arg}"])
+                        [f"{args.guest} {guest_arg}"], smp=args.smp)
 
     def on_line(line, now):
         run.feed(line, now)

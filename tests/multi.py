@@ -192,7 +192,8 @@ def boot(args, run, serial, extra_qemu=(), also=None):
     line."""
     cmd = qemu.qemu_cmd(args.qemu, "qemu64,+rdrand", args.memory, args.xen,
                         args.xen_cmdline,
-                        [f"{args.vmlinux} {args.dom0_cmdline}", args.initrd])
+                        [f"{args.vmlinux} {args.dom0_cmdline}", args.initrd],
+                         smp=args.smp)
     cmd += list(extra_qemu)
 
     def on_line(line, now):

@@ -51,15 +51,16 @@ def clean(line):
     return ESCAPE_RE.sub("", line).replace("\r", "")
 
 
-def qemu_cmd(qemu, cpu, memory, xen, cmdline, modules):
-    """QEMU booting the Xen image with these multiboot modules.
+def qemu_cmd(qemu, cpu, memory, xen, cmdline, modules, smp=2):
+    """QEMU booting the Xen image with these multiboot modules, on ``smp``
+    physical CPUs.
 
     Each module is a path plus its command line ("PATH ARGS"); commas in
     them are escaped, since QEMU separates modules with ','.
     """
     return [
         qemu, "-machine", "q35,accel=tcg", "-cpu", cpu, "-m", str(memory),
-        "-smp", "2", "-nographic", "-no-reboot",
+        "-smp", str(smp), "-nographic", "-no-reboot",
         "-kernel", xen, "-append", cmdline,
         # QEMU separates multiboot modules with ',' ("',,'" is a comma).
         "-initrd", ",".join(m.replace(",", ",,") for m in modules),
@@ -160,6 +161,8 @@ def add_common_args(parser, *, name, timeout, xen_cmdline, echo_help):
                    help="multiboot Xen image (default build/xen/xen/xen)")
     p.add_argument("--xen-cmdline", default=xen_cmdline)
     p.add_argument("--qemu", default="qemu-system-x86_64")
+    p.add_argument("--smp", type=int, default=2,
+                   help="physical CPUs of the emulated machine (default 2)")
     p.add_argument("--timeout", type=float, default=timeout,
                    help=f"hard watchdog in seconds (default {timeout:.0f})")
     p.add_argument("--results", default=os.path.join(ROOT, "build/results"))

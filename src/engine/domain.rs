@@ -4,9 +4,12 @@ use crate::abi::DOMID_ANY;
 use crate::env::{DomId, Env};
 use crate::error::{Error, Result};
 use crate::lock::{RwLock, L_RINGS};
-use crate::ring::{Ring, RingKey, RingState};
+use crate::ring::{Ring, RingKey, RingState, WaitQuota};
+use crate::shared::Shared;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+
+/// Rings the debug dump prints between two looks for pending work.
+const DUMP_RINGS_PER_STEP: usize = 16;
 
 /// A domain's rings, behind its L2 lock.
 pub struct RingTable<E: Env> {
@@ -14,6 +17,9 @@ pub struct RingTable<E: Env> {
     pub rings: Vec<Ring<E>>,
     /// Frames pinned for all of them.
     pub pages: usize,
+    /// The domain is being torn down: its rings are gone or going, and no
+    /// ring may be added.
+    pub dead: bool,
 }
 
 impl<E: Env> RingTable<E> {
@@ -60,133 +66,115 @@ impl<E: Env> RingTable<E> {
 pub struct DomainState<E: Env> {
     pub id: DomId,
     /// L2.
-    pub rings: RwLock<RingTable<E>, L_RINGS>,
+    pub rings: RwLock<RingTable<E>, L_RINGS, E::RwLock>,
     /// Waits this domain has queued on rings, against `MAX_WAITS_PER_DOMAIN`.
-    waits: AtomicU32,
+    waits: Shared<WaitQuota>,
 }
 
 impl<E: Env> DomainState<E> {
-    pub fn new(id: DomId) -> Self {
-        DomainState {
+    pub fn try_new(id: DomId) -> Result<Self> {
+        let table = RingTable {
+            rings: Vec::new(),
+            pages: 0,
+            dead: false,
+        };
+        Ok(DomainState {
             id,
-            rings: RwLock::new(RingTable {
-                rings: Vec::new(),
-                pages: 0,
-            }),
-            waits: AtomicU32::new(0),
-        }
-    }
-
-    /// Count one more queued wait, or -ENOSPC at the quota.
-    fn count_wait(&self) -> Result<()> {
-        self.waits
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                (w < MAX_WAITS_PER_DOMAIN).then_some(w + 1)
-            })
-            .map(|_| ())
-            .map_err(|_| Error::NoSpc)
-    }
-
-    fn uncount_wait(&self) {
-        let r = self
-            .waits
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| w.checked_sub(1));
-        debug_assert!(r.is_ok(), "wait counter underflow");
+            rings: RwLock::try_new(table).map_err(|_| Error::NoMem)?,
+            waits: Shared::try_new(WaitQuota::new(MAX_WAITS_PER_DOMAIN))
+                .map_err(|_| Error::NoMem)?,
+        })
     }
 
     /// Queue this domain's wait for `space` bytes on a ring (or update the
     /// one it has there), counted against its quota.
     pub fn wait_on(&self, ring: &mut RingState, space: u32) -> Result<()> {
-        if ring.waiter(self.id).is_some() {
-            ring.add_waiter(self.id, space)
-        } else {
-            self.count_wait()?;
-            ring.add_waiter(self.id, space)
-                .inspect_err(|_| self.uncount_wait())
-        }
+        ring.add_waiter(self.id, space, &self.waits)
     }
 
     /// Drop this domain's wait on a ring, if it has one.
     pub fn stop_waiting(&self, ring: &mut RingState) {
-        if ring.remove_waiter(self.id) {
-            self.uncount_wait();
-        }
+        ring.remove_waiter(self.id);
     }
 
     pub fn waits(&self) -> u32 {
-        self.waits.load(Ordering::Acquire)
+        self.waits.queued()
     }
 
-    /// Drop every wait `dom` queued on this domain's rings (teardown of
-    /// `dom`, whose counter is gone with it).
-    pub fn drop_waits_of(&self, dom: DomId) {
-        let table = self.rings.read();
-        for r in &table.rings {
-            r.state.lock().remove_waiter(dom);
-        }
-    }
-
-    /// Release every ring (teardown of this domain): unpin all frames and
-    /// report each domain that was waiting on one of them.
-    pub fn release_all(self, env: &E, mut on_waiter: impl FnMut(DomId)) {
-        let table = self.rings.into_inner();
-        for ring in table.rings {
-            release_ring(env, ring, &mut on_waiter);
-        }
-    }
-
-    pub fn dump(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
-        let table = self.rings.read();
-        writeln!(
-            out,
-            "  dom{}: {} ring(s), {} frame(s) pinned, {} wait(s) queued",
-            self.id,
-            table.rings.len(),
-            table.pages,
-            self.waits()
-        )?;
-        for r in &table.rings {
-            let st = r.state.lock();
-            write!(
+    /// Print this domain's rings, every few of them letting the CPU do
+    /// pending work with no lock held (the ring table may change in
+    /// between; the dump goes on after the last key it printed).
+    pub fn dump(&self, env: &E, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        {
+            let table = self.rings.read();
+            writeln!(
                 out,
-                "    port {:#x} partner {}: len {} tx {} rx {} frames {}",
-                r.key.port,
-                r.key.partner,
-                r.len().get(),
-                st.tx.get(),
-                r.mem.read_rx_ptr(),
-                r.mem.frame_count()
+                "  dom{}: {} ring(s), {} frame(s) pinned, {} wait(s) queued",
+                self.id,
+                table.rings.len(),
+                table.pages,
+                self.waits()
             )?;
-            for w in &st.waiters {
-                write!(out, " wait(dom{} {}B)", w.dom, w.space)?;
-            }
-            writeln!(out)?;
         }
-        Ok(())
+        let mut after: Option<RingKey> = None;
+        loop {
+            let table = self.rings.read();
+            let start = match after {
+                None => 0,
+                Some(k) => table.index(k).map_or_else(|i| i, |i| i + 1),
+            };
+            let step = table.rings.get(start..).unwrap_or(&[]);
+            if step.is_empty() {
+                return Ok(());
+            }
+            for r in step.iter().take(DUMP_RINGS_PER_STEP) {
+                dump_ring(r, out)?;
+                after = Some(r.key);
+            }
+            drop(table);
+            env.process_softirqs();
+        }
     }
 }
 
-/// Unmap and unpin a ring's frames and report each domain that waited on it.
-pub fn release_ring<E: Env>(env: &E, ring: Ring<E>, on_waiter: &mut impl FnMut(DomId)) {
-    let state = ring.state.into_inner();
-    for w in &state.waiters {
-        on_waiter(w.dom);
+fn dump_ring<E: Env>(r: &Ring<E>, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    let st = r.state.lock();
+    write!(
+        out,
+        "    port {:#x} partner {}: len {} tx {} rx {} frames {}",
+        r.key.port,
+        r.key.partner,
+        r.len().get(),
+        st.tx.get(),
+        r.mem.read_rx_ptr(),
+        r.mem.frame_count()
+    )?;
+    for w in &st.waiters {
+        write!(out, " wait(dom{} {}B)", w.dom, w.space)?;
     }
+    writeln!(out)
+}
+
+/// Unmap and unpin a ring's frames at once, and tell each domain that
+/// waited on it (register's replace and error paths, unregister: at most
+/// one ring's worth of frames).
+pub fn release_ring<E: Env>(env: &E, ring: Ring<E>) {
+    wake_all(env, ring.state.into_inner());
     unpin_all(env, ring.mem.release(env));
+}
+
+/// The ring is gone: each domain that waited on it gets VIRQ_V4V and will
+/// find it gone (its wait's quota goes back as the wait is dropped).
+pub fn wake_all<E: Env>(env: &E, state: RingState) {
+    for w in state.waiters {
+        let dom = w.dom;
+        drop(w);
+        env.raise_virq(dom);
+    }
 }
 
 pub fn unpin_all<E: Env>(env: &E, frames: Vec<E::Frame>) {
     for f in frames {
         env.unpin_frame(f);
     }
-}
-
-/// A wait of `dom` has been taken off its ring (the space came, or the ring
-/// went): give back its quota, if it is still in `domains`, and raise
-/// VIRQ_V4V in it so that it looks again.
-pub fn wake_waiter<E: Env>(env: &E, domains: &[DomainState<E>], dom: DomId) {
-    if let Some(d) = super::find(domains, dom) {
-        d.uncount_wait();
-    }
-    env.raise_virq(dom);
 }

@@ -1,6 +1,18 @@
 //! notify: wake senders that now fit, and answer questions about rings.
-use super::domain::{wake_waiter, DomainState};
-use super::{find, Engine};
+//!
+//! A notify can be long: up to `V4V_MAXENT` entries, each checked against
+//! every viptables rule, after a pass over all of the caller's rings and
+//! their waiters. It is done in bounded steps, with a look for pending work
+//! between them (no lock held); when the CPU has other work the hypercall
+//! continues later (a continuation), its progress in the upper bits of
+//! `cmd`:
+//!
+//! | progress | where the call goes on |
+//! |---|---|
+//! | `0 ..= 0xfff` | waking: at the caller's ring of that index (0: a fresh call) |
+//! | `0x1000 + e` | the entries: at entry `e` (`e <= nent`) |
+use super::domain::DomainState;
+use super::{Engine, Step};
 use crate::abi::{
     Addr, RingDataEnt, RingDataFlags, RingDataHeader, MAXENT, PORT_NONE, RING_DATA_ENT_OFFSET,
     RING_DATA_MAGIC,
@@ -8,11 +20,23 @@ use crate::abi::{
 use crate::env::{DomId, Env};
 use crate::error::{Error, Result};
 use crate::guest::GuestAddr;
+use core::sync::atomic::Ordering;
 
 const ENT_SIZE: u64 = core::mem::size_of::<RingDataEnt>() as u64;
 
+/// Progress values at and above this are entry indexes (plus it).
+const ENTRIES: u32 = 0x1000;
+/// Most entries read, answered and written back in one step.
+const ENTRIES_PER_STEP: usize = 32;
+/// Rule matches a step may make: with many rules a step takes fewer
+/// entries (at least one).
+const MATCHES_PER_STEP: usize = 8192;
+/// Rings plus waiters the waking pass looks at in one step.
+const WAKE_WORK_PER_STEP: usize = 256;
+
 impl<E: Env> Engine<E> {
-    pub(super) fn notify(&self, env: &E, rd: GuestAddr) -> Result<()> {
+    /// notify, from `progress` (0 for a fresh call).
+    pub(super) fn notify(&self, env: &E, rd: GuestAddr, progress: u32) -> Result<Step<()>> {
         let caller = env.current_domain();
         let nent = if rd.is_null() {
             0
@@ -23,52 +47,100 @@ impl<E: Env> Engine<E> {
             }
             hdr.nent
         };
-        if nent > 0 {
-            self.ensure_domain(caller)?;
+        let me = if nent > 0 {
+            Some(self.ensure_domain(caller)?)
+        } else {
+            self.domain(caller)
+        };
+        let mut first_ent = 0;
+        if progress < ENTRIES {
+            if let Some(me) = &me {
+                if let Some(next) = wake_fitting(env, me, progress as usize) {
+                    return Ok(Step::Continue(next));
+                }
+            }
+        } else {
+            first_ent = progress - ENTRIES;
+            if first_ent > nent {
+                return Err(Error::Inval);
+            }
         }
-        let domains = self.domains.read();
-        if let Some(me) = find(&domains, caller) {
-            wake_fitting(env, &domains, me);
+        let Some(me) = me else {
+            return Ok(Step::Done(()));
+        };
+        let mut at = first_ent as usize;
+        let nent = nent as usize;
+        while at < nent {
+            if at > first_ent as usize && env.preempt_check() {
+                return Ok(Step::Continue(ENTRIES + at as u32));
+            }
+            at += self.answer_step(env, rd, &me, at, nent - at)?;
         }
-        for i in 0..nent {
-            let at = rd.offset(RING_DATA_ENT_OFFSET as u64 + ENT_SIZE * i as u64)?;
-            let mut ent: RingDataEnt = at.read(env)?;
-            self.query(&domains, caller, &mut ent)?;
-            at.write(env, &ent)?;
+        Ok(Step::Done(()))
+    }
+
+    /// Answer the entries from `first` on (at most `left`, as many as one
+    /// step takes): read them once, check the viptables for all of them
+    /// under one lock, look each ring up, write them back. Returns how many
+    /// were answered.
+    fn answer_step(
+        &self,
+        env: &E,
+        rd: GuestAddr,
+        me: &DomainState<E>,
+        first: usize,
+        left: usize,
+    ) -> Result<usize> {
+        let rules = self.vip_rules.load(Ordering::Acquire);
+        let n = left
+            .min(ENTRIES_PER_STEP)
+            .min((MATCHES_PER_STEP / rules.max(1)).max(1));
+        let at = rd.offset(RING_DATA_ENT_OFFSET as u64 + ENT_SIZE * first as u64)?;
+        let mut ents = [RingDataEnt::default(); ENTRIES_PER_STEP];
+        let ents = &mut ents[..n];
+        at.read_into(env, ents)?;
+        // A ring the caller may not send to reads as not existing. notify
+        // has no source port; rules are matched with PORT_NONE.
+        let mut allowed = [true; ENTRIES_PER_STEP];
+        if rules > 0 {
+            let table = self.viptables.read();
+            let src = Addr {
+                port: PORT_NONE,
+                domain: me.id,
+            };
+            for (ok, ent) in allowed.iter_mut().zip(ents.iter()) {
+                *ok = table.allows(src, ent.ring);
+            }
         }
-        Ok(())
+        for i in 0..n {
+            let r = self.query(me, allowed[i], &mut ents[i]);
+            if let Err(e) = r {
+                // The entries answered so far go back, as they would have
+                // one by one.
+                at.write_slice(env, &ents[..i])?;
+                return Err(e);
+            }
+        }
+        at.write_slice(env, ents)?;
+        Ok(n)
     }
 
     /// Fill in one entry: find the ring as send would, report its state and
     /// queue or drop the caller's wait on it.
-    fn query(
-        &self,
-        domains: &[DomainState<E>],
-        caller: DomId,
-        ent: &mut RingDataEnt,
-    ) -> Result<()> {
+    fn query(&self, me: &DomainState<E>, allowed: bool, ent: &mut RingDataEnt) -> Result<()> {
         ent.flags = 0;
         ent.max_message_size = 0;
         let dst = ent.ring;
-        let Some(dest) = find(domains, dst.domain) else {
-            return Ok(());
-        };
-        // A ring the caller may not send to reads as not existing. notify has
-        // no source port; rules are matched with PORT_NONE.
-        if !self.viptables.read().allows(
-            Addr {
-                port: PORT_NONE,
-                domain: caller,
-            },
-            dst,
-        ) {
+        if !allowed {
             return Ok(());
         }
-        let table = dest.rings.read();
-        let Some(ring) = table.lookup(dst.port, caller) else {
+        let Some(dest) = self.domain(dst.domain) else {
             return Ok(());
         };
-        let me = find(domains, caller).ok_or(Error::NoMem)?;
+        let table = dest.rings.read();
+        let Some(ring) = table.lookup(dst.port, me.id).filter(|_| !table.dead) else {
+            return Ok(());
+        };
         let len = ring.len();
         let required = ent.space_required;
         let mut flags = RingDataFlags::EXISTS;
@@ -93,26 +165,48 @@ impl<E: Env> Engine<E> {
     }
 }
 
-/// For every ring of `me`, wake (and dequeue) the senders whose message now
-/// fits.
-fn wake_fitting<E: Env>(env: &E, domains: &[DomainState<E>], me: &DomainState<E>) {
-    let table = me.rings.read();
-    for ring in &table.rings {
-        let mut st = ring.state.lock();
-        if st.waiters.is_empty() {
-            continue;
-        }
-        let rx = ring.rx();
-        let (len, tx) = (ring.len(), st.tx);
-        let mut i = 0;
-        while i < st.waiters.len() {
-            let w = st.waiters[i];
-            if len.fits(rx, tx, w.space) {
-                st.waiters.swap_remove(i);
-                wake_waiter(env, domains, w.dom);
-            } else {
-                i += 1;
+/// For every ring of `me` from index `first` on, wake (and dequeue) the
+/// senders whose message now fits. `Some(index)` of the ring to go on at
+/// when the CPU has other work.
+fn wake_fitting<E: Env>(env: &E, me: &DomainState<E>, first: usize) -> Option<u32> {
+    let mut at = first;
+    loop {
+        let mut work = 0;
+        {
+            let table = me.rings.read();
+            while work < WAKE_WORK_PER_STEP {
+                let ring = table.rings.get(at)?;
+                at += 1;
+                work += 1 + wake_ring(env, ring);
             }
         }
+        if env.preempt_check() {
+            // Ring indexes are below MAX_RINGS_PER_DOMAIN, far below ENTRIES.
+            return Some(at as u32);
+        }
     }
+}
+
+/// Wake the senders of one ring whose message now fits; returns how many
+/// waiters it looked at.
+fn wake_ring<E: Env>(env: &E, ring: &crate::ring::Ring<E>) -> usize {
+    let mut st = ring.state.lock();
+    let n = st.waiters.len();
+    if n == 0 {
+        return 0;
+    }
+    let rx = ring.rx();
+    let (len, tx) = (ring.len(), st.tx);
+    let mut i = 0;
+    while i < st.waiters.len() {
+        if len.fits(rx, tx, st.waiters[i].space) {
+            let w = st.waiters.swap_remove(i);
+            let dom: DomId = w.dom;
+            drop(w);
+            env.raise_virq(dom);
+        } else {
+            i += 1;
+        }
+    }
+    n
 }

@@ -1,6 +1,6 @@
 //! register_ring and unregister_ring.
-use super::domain::{release_ring, unpin_all, wake_waiter};
-use super::{find, Engine};
+use super::domain::{release_ring, unpin_all, DomainState};
+use super::Engine;
 use crate::abi::{
     PfnListHeader, RingHeader, RingId, MAX_RING_PAGES, PAGE_SIZE, PFN_LIST_MAGIC,
     PFN_LIST_PAGES_OFFSET, RING_MAGIC,
@@ -50,8 +50,8 @@ impl<E: Env> Engine<E> {
         };
 
         // Quota, before any pinning work (checked again when inserting).
-        self.ensure_domain(caller)?;
-        self.check_quota(caller, key, needed)?;
+        let me = self.ensure_domain(caller)?;
+        me.rings.read().quota_allows(key, needed)?;
 
         let frames = pin_frames(env, pfns_p, needed)?;
         let mem = match RingMem::map(env, frames, len) {
@@ -78,65 +78,59 @@ impl<E: Env> Engine<E> {
             return Err(e.into());
         }
 
-        let ring = Ring {
-            key,
-            mem,
-            state: Mutex::new(RingState {
-                tx,
-                waiters: Vec::new(),
-            }),
-        };
-        self.insert_ring(env, caller, ring)
-    }
-
-    fn check_quota(&self, caller: u16, key: RingKey, needed: usize) -> Result<()> {
-        let domains = self.domains.read();
-        let d = find(&domains, caller).ok_or(Error::NoMem)?;
-        let table = d.rings.read();
-        table.quota_allows(key, needed)
-    }
-
-    /// Put `ring` into the caller's table, replacing a ring with the same key
-    /// (whose waiters move over to the new ring).
-    fn insert_ring(&self, env: &E, caller: u16, ring: Ring<E>) -> Result<()> {
-        let domains = self.domains.read();
-        let Some(d) = find(&domains, caller) else {
-            // Only teardown removes a domain, and a dying domain makes no
-            // hypercalls; fail cleanly all the same.
-            drop(domains);
-            release_ring(env, ring, &mut |_| {});
+        let state = Mutex::try_new(RingState {
+            tx,
+            waiters: Vec::new(),
+        });
+        let Ok(state) = state else {
+            unpin_all(env, mem.release(env));
             return Err(Error::NoMem);
         };
-        let mut table = d.rings.write();
-        let needed = ring.mem.frame_count();
-        let slot = table.index(ring.key);
-        let room = table
-            .quota_allows(ring.key, needed)
-            .and_then(|()| match slot {
-                Err(_) => table.rings.try_reserve(1).map_err(Error::from),
-                Ok(_) => Ok(()),
-            });
-        if let Err(e) = room {
-            drop(table);
-            drop(domains);
-            release_ring(env, ring, &mut |_| {});
-            return Err(e);
-        }
-        let replaced_pages = slot.map_or(0, |i| table.rings[i].mem.frame_count());
-        table.pages = table.pages - replaced_pages + needed;
-        match slot {
-            Ok(i) => {
-                let old = core::mem::replace(&mut table.rings[i], ring);
-                let old_state = old.state.into_inner();
-                // The queued senders keep waiting on the new ring.
-                table.rings[i].state.lock().waiters = old_state.waiters;
-                unpin_all(env, old.mem.release(env));
-            }
-            Err(i) => table.rings.insert(i, ring),
-        }
-        Ok(())
+        let ring = Ring { key, mem, state };
+        insert_ring(env, &me, ring)
     }
+}
 
+/// Put `ring` into the caller's table, replacing a ring with the same key
+/// (whose waiters move over to the new ring).
+fn insert_ring<E: Env>(env: &E, me: &DomainState<E>, ring: Ring<E>) -> Result<()> {
+    let mut table = me.rings.write();
+    if table.dead {
+        // A dying domain makes no hypercalls; fail cleanly all the same.
+        drop(table);
+        release_ring(env, ring);
+        return Err(Error::NoMem);
+    }
+    let needed = ring.mem.frame_count();
+    let slot = table.index(ring.key);
+    let room = table
+        .quota_allows(ring.key, needed)
+        .and_then(|()| match slot {
+            Err(_) => table.rings.try_reserve(1).map_err(Error::from),
+            Ok(_) => Ok(()),
+        });
+    if let Err(e) = room {
+        drop(table);
+        release_ring(env, ring);
+        return Err(e);
+    }
+    let replaced_pages = slot.map_or(0, |i| table.rings[i].mem.frame_count());
+    table.pages = table.pages - replaced_pages + needed;
+    match slot {
+        Ok(i) => {
+            let old = core::mem::replace(&mut table.rings[i], ring);
+            let old_state = old.state.into_inner();
+            // The queued senders keep waiting on the new ring.
+            table.rings[i].state.lock().waiters = old_state.waiters;
+            drop(table);
+            unpin_all(env, old.mem.release(env));
+        }
+        Err(i) => table.rings.insert(i, ring),
+    }
+    Ok(())
+}
+
+impl<E: Env> Engine<E> {
     pub(super) fn unregister_ring(&self, env: &E, ring_p: GuestAddr) -> Result<()> {
         let caller = env.current_domain();
         let hdr: RingHeader = ring_p.read(env)?;
@@ -147,15 +141,14 @@ impl<E: Env> Engine<E> {
             port: hdr.id.addr.port,
             partner: hdr.id.partner,
         };
-        let domains = self.domains.read();
-        let d = find(&domains, caller).ok_or(Error::NoEnt)?;
+        let d = self.domain(caller).ok_or(Error::NoEnt)?;
         let mut table = d.rings.write();
         let i = table.index(key).map_err(|_| Error::NoEnt)?;
         let ring = table.rings.remove(i);
         table.pages -= ring.mem.frame_count();
         drop(table);
         // Tell the senders that waited on it: they will find it gone.
-        release_ring(env, ring, &mut |w| wake_waiter(env, &domains, w));
+        release_ring(env, ring);
         Ok(())
     }
 }

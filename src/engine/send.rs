@@ -65,23 +65,36 @@ impl<E: Env> Engine<E> {
         }
         let source = real_source(caller, src.port);
 
-        // L1 once. The sender needs a state entry to count a wait it may
-        // queue; its first send makes one (under the write lock, so outside
-        // the read lock).
-        let mut domains = self.domains.read();
-        if find(&domains, caller).is_none() {
-            drop(domains);
-            self.ensure_domain(caller)?;
-            domains = self.domains.read();
-        }
-        let me = find(&domains, caller).ok_or(Error::NoMem)?;
+        // L1 only to find the two domains and take a reference to each. The
+        // sender needs a state to count a wait it may queue; its first send
+        // makes one.
+        let (me, dest) = {
+            let domains = self.domains.read();
+            (
+                find(&domains, caller).cloned(),
+                find(&domains, dst.domain).cloned(),
+            )
+        };
+        let me = match me {
+            Some(me) => me,
+            None => self.ensure_domain(caller)?,
+        };
+        // A message to itself: the state just made.
+        let dest = match dest {
+            Some(d) => d,
+            None if dst.domain == caller => me.clone(),
+            None => return Err(Error::NotConn),
+        };
 
-        // The destination: domain, viptables, ring.
-        let dest = find(&domains, dst.domain).ok_or(Error::NotConn)?;
+        // The destination: viptables, ring. A domain being torn down has
+        // no rings (`dead`).
         if !self.viptables_allow(source, dst) {
             return Err(Error::Perm);
         }
         let table = dest.rings.read();
+        if table.dead {
+            return Err(Error::NotConn);
+        }
         let ring = table.lookup(dst.port, caller).ok_or(Error::NotConn)?;
 
         // Then space.
@@ -100,7 +113,6 @@ impl<E: Env> Engine<E> {
         me.stop_waiting(&mut st);
         drop(st);
         drop(table);
-        drop(domains);
         env.raise_virq(dst.domain);
         Ok(payload.len())
     }

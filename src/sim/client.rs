@@ -27,7 +27,7 @@ impl Host {
     pub fn new(doms: &[DomId], pages: usize) -> Host {
         Host {
             sim: Sim::new(doms, pages),
-            engine: Engine::new(),
+            engine: Engine::try_new().expect("engine"),
         }
     }
 
@@ -35,7 +35,9 @@ impl Host {
     #[allow(clippy::too_many_arguments)]
     pub fn call(&self, dom: DomId, cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u32) -> i64 {
         self.sim.as_dom(dom, || {
-            self.engine.hypercall(&self.sim, cmd, a1, a2, a3, a4, a5)
+            super::with_continuations((cmd, a1, a2, a3, a4, a5), |(c, a1, a2, a3, a4, a5)| {
+                self.engine.hypercall(&self.sim, c, a1, a2, a3, a4, a5)
+            })
         })
     }
 
@@ -58,7 +60,7 @@ impl Host {
     /// The engine's debug dump as a string.
     pub fn dump(&self) -> std::string::String {
         let mut s = std::string::String::new();
-        self.engine.dump(&mut s).expect("dump");
+        self.engine.dump(&self.sim, &mut s).expect("dump");
         s
     }
 }
@@ -158,6 +160,19 @@ impl Guest {
     /// notify asking about `(ring, space_required)` pairs; returns the
     /// result and the entries as Xen wrote them back.
     pub fn notify(&self, host: &Host, q: &[(Addr, u32)]) -> (i64, Vec<RingDataEnt>) {
+        let at = self.ring_data(host, q);
+        let rc = host.call(self.dom, op::NOTIFY, at, 0, 0, 0, 0);
+        let ents = (0..q.len())
+            .map(|i| {
+                self.get::<RingDataEnt>(host, at + RING_DATA_ENT_OFFSET as u64 + 16 * i as u64)
+            })
+            .collect();
+        (rc, ents)
+    }
+
+    /// A `v4v_ring_data` asking about `(ring, space_required)` pairs, laid
+    /// out in the scratch area (which it resets); its guest address.
+    pub fn ring_data(&self, host: &Host, q: &[(Addr, u32)]) -> u64 {
         self.reset();
         let hdr = RingDataHeader {
             magic: RING_DATA_MAGIC,
@@ -175,14 +190,7 @@ impl Guest {
                 .as_bytes(),
             );
         }
-        let at = self.put_bytes(host, &bytes);
-        let rc = host.call(self.dom, op::NOTIFY, at, 0, 0, 0, 0);
-        let ents = (0..q.len())
-            .map(|i| {
-                self.get::<RingDataEnt>(host, at + RING_DATA_ENT_OFFSET as u64 + 16 * i as u64)
-            })
-            .collect();
-        (rc, ents)
+        self.put_bytes(host, &bytes)
     }
 
     pub fn viptables_add(&self, host: &Host, rule: ViptablesRule, position: u32) -> i64 {

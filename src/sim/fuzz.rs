@@ -241,6 +241,20 @@ impl FuzzEnv {
 
 impl Env for FuzzEnv {
     type Frame = FuzzFrame;
+    type Mutex = <Sim as Env>::Mutex;
+    type RwLock = <Sim as Env>::RwLock;
+
+    fn preempt_check(&self) -> bool {
+        self.sim.preempt_check()
+    }
+
+    fn continuation(&self, cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u32) -> i64 {
+        self.sim.continuation(cmd, a1, a2, a3, a4, a5)
+    }
+
+    fn process_softirqs(&self) {
+        self.sim.process_softirqs()
+    }
 
     fn current_domain(&self) -> DomId {
         self.sim.current_domain()
@@ -538,7 +552,7 @@ impl Fuzz {
                 pins: Mutex::new([[0; MEM_PAGES]; NDOM]),
                 log: Mutex::new(OpLog::default()),
             },
-            engine: Engine::new(),
+            engine: Engine::try_new().expect("engine"),
             shadow,
             rings: Vec::new(),
             known: [true; NDOM],
@@ -706,8 +720,10 @@ impl Fuzz {
             ..OpLog::default()
         };
         let rv = self.env.sim.as_dom(d, || {
-            self.engine
-                .hypercall(&self.env, cmd, a[0], a[1], a[2], a4, a5)
+            super::with_continuations(
+                (cmd, a[0], a[1], a[2], a4, a5),
+                |(c, a1, a2, a3, a4, a5)| self.engine.hypercall(&self.env, c, a1, a2, a3, a4, a5),
+            )
         });
         let log = core::mem::take(&mut *self.env.log.lock().unwrap());
         if self.trace {
@@ -1682,7 +1698,7 @@ impl Fuzz {
         // Nothing refers to the dead domain any more (the debug dump lists
         // every queued wait as "wait(domN ...)").
         let mut dump = String::new();
-        self.engine.dump(&mut dump).unwrap();
+        self.engine.dump(&self.env, &mut dump).unwrap();
         assert!(
             !dump.contains(&std::format!("wait(dom{d} ")),
             "{}: a wait of the dead domain survives:\n{dump}",
@@ -1704,7 +1720,7 @@ impl Fuzz {
     /// Destroy every domain; returns the shadow buffers for reuse.
     fn finish(mut self) -> Vec<Vec<u8>> {
         let mut s = String::new();
-        self.engine.dump(&mut s).unwrap();
+        self.engine.dump(&self.env, &mut s).unwrap();
         for d in 0..NDOM as DomId {
             self.destroy(d);
         }

@@ -16,6 +16,7 @@
 //! read, rewrite and corrupt them through this module: that is the point.
 pub mod client;
 pub mod fuzz;
+pub mod lock;
 
 use crate::abi::PAGE_SIZE;
 use crate::env::{DomId, Env, Fault, PinError};
@@ -54,7 +55,26 @@ pub struct Sim {
     pin_budget: AtomicU64,
     /// Ring mappings made by aliasing frames (address, pages), to unmap.
     aliases: Mutex<Vec<(usize, usize)>>,
+    /// `preempt_check` answers yes every this many calls (0: never).
+    preempt_every: AtomicU64,
+    preempt_checks: AtomicU64,
+    /// Called once, inside the first guest read of at least this many
+    /// bytes (a test's way into the middle of a copy).
+    copy_hook: Mutex<Option<(usize, CopyHook)>>,
+    /// Continuations made and softirq passes asked for (for tests).
+    continuations: AtomicU64,
+    softirq_passes: AtomicU64,
 }
+
+/// See [`Sim::set_copy_hook`].
+pub type CopyHook = std::boxed::Box<dyn FnOnce() + Send>;
+
+/// The arguments of a hypercall continuation: cmd and a1..a5.
+pub type Continuation = (u32, u64, u64, u64, u32, u32);
+
+/// What [`Env::continuation`] returns in the simulation: not an errno of
+/// the ABI, so one that reached a guest would stand out.
+pub const CONTINUED: i64 = -85;
 
 // SAFETY: the domains' memory is only accessed through raw pointers (the
 // engine's ring mappings and this module's copies), which is the shared,
@@ -72,6 +92,25 @@ pub struct SimFrame {
 
 std::thread_local! {
     static CURRENT: Cell<DomId> = const { Cell::new(0) };
+    static CONTINUE: Cell<Option<Continuation>> = const { Cell::new(None) };
+}
+
+/// Make one hypercall as a guest does: `call` with the arguments, then
+/// again with the arguments of each continuation it made, until it
+/// returns without one.
+pub fn with_continuations(args: Continuation, mut call: impl FnMut(Continuation) -> i64) -> i64 {
+    let mut args = args;
+    loop {
+        CONTINUE.with(|c| c.set(None));
+        let r = call(args);
+        match CONTINUE.with(|c| c.take()) {
+            Some(next) => {
+                assert_eq!(r, CONTINUED, "a continuation must return its own value");
+                args = next;
+            }
+            None => return r,
+        }
+    }
 }
 
 /// `mmap` with the error turned into a panic (the simulation's own setup).
@@ -136,7 +175,34 @@ impl Sim {
             doms,
             pin_budget: AtomicU64::new(u64::MAX),
             aliases: Mutex::new(Vec::new()),
+            preempt_every: AtomicU64::new(0),
+            preempt_checks: AtomicU64::new(0),
+            copy_hook: Mutex::new(None),
+            continuations: AtomicU64::new(0),
+            softirq_passes: AtomicU64::new(0),
         }
+    }
+
+    /// Run `f` inside the next guest read of `min_len` bytes or more,
+    /// before it copies: the engine is then in the middle of a copy, with
+    /// whatever locks it holds for one.
+    pub fn set_copy_hook(&self, min_len: usize, f: CopyHook) {
+        *self.copy_hook.lock().unwrap() = Some((min_len, f));
+    }
+
+    /// From now on `preempt_check` says yes every `n`-th time (0: never),
+    /// as if the CPU had other work that often.
+    pub fn set_preempt_every(&self, n: u64) {
+        self.preempt_every.store(n, Ordering::Relaxed);
+    }
+
+    /// Preemption checks, continuations and softirq passes so far.
+    pub fn preemption_counts(&self) -> (u64, u64, u64) {
+        (
+            self.preempt_checks.load(Ordering::Relaxed),
+            self.continuations.load(Ordering::Relaxed),
+            self.softirq_passes.load(Ordering::Relaxed),
+        )
     }
 
     fn dom(&self, dom: DomId) -> Option<&SimDomain> {
@@ -379,6 +445,25 @@ impl Sim {
 
 impl Env for Sim {
     type Frame = SimFrame;
+    type Mutex = lock::SimMutex;
+    type RwLock = lock::SimRwLock;
+
+    fn preempt_check(&self) -> bool {
+        let n = self.preempt_checks.fetch_add(1, Ordering::Relaxed) + 1;
+        let every = self.preempt_every.load(Ordering::Relaxed);
+        every != 0 && n.is_multiple_of(every)
+    }
+
+    fn continuation(&self, cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u32) -> i64 {
+        self.continuations.fetch_add(1, Ordering::Relaxed);
+        let prev = CONTINUE.with(|c| c.replace(Some((cmd, a1, a2, a3, a4, a5))));
+        assert!(prev.is_none(), "two continuations from one hypercall");
+        CONTINUED
+    }
+
+    fn process_softirqs(&self) {
+        self.softirq_passes.fetch_add(1, Ordering::Relaxed);
+    }
 
     fn current_domain(&self) -> DomId {
         CURRENT.with(|c| c.get())
@@ -389,6 +474,16 @@ impl Env for Sim {
     }
 
     unsafe fn copy_from_guest(&self, dst: *mut u8, src: u64, len: usize) -> Result<(), Fault> {
+        let hook = {
+            let mut h = self.copy_hook.lock().unwrap();
+            match &*h {
+                Some((min, _)) if len >= *min => h.take().map(|(_, f)| f),
+                _ => None,
+            }
+        };
+        if let Some(f) = hook {
+            f();
+        }
         // SAFETY: forwarded from the caller's contract.
         unsafe { self.copy(self.current_domain(), src, dst, len, false) }
     }

@@ -4,6 +4,11 @@
 //! The signatures here and there must agree; both sides use fixed-width
 //! types (`domid_t` is `uint16_t`, `size_t` is `usize`, C `bool` is Rust
 //! `bool`). Functions without preconditions are declared `safe`.
+//!
+//! SAFETY (of the block): each declaration matches the C prototype in
+//! `xen/include/xen/v4v.h` of the patch series (argument and return types
+//! of the same size and ABI class), and the shim defines every one; a
+//! function declared `safe` has no precondition a caller could break.
 use core::ffi::c_void;
 
 unsafe extern "C" {
@@ -41,4 +46,33 @@ unsafe extern "C" {
     pub fn v4v_shim_print(s: *const u8, len: usize);
     /// Xen `panic()` with the message at `s`.
     pub fn v4v_shim_panic(s: *const u8, len: usize) -> !;
+    /// A new `spinlock_t` (`xmalloc` and `spin_lock_init`); null when out
+    /// of memory.
+    pub safe fn v4v_shim_spin_alloc() -> *mut c_void;
+    /// Free a lock from `v4v_shim_spin_alloc` (not held).
+    pub fn v4v_shim_spin_free(lock: *mut c_void);
+    /// `spin_lock` / `spin_unlock` on a lock from `v4v_shim_spin_alloc`.
+    pub fn v4v_shim_spin_lock(lock: *mut c_void);
+    pub fn v4v_shim_spin_unlock(lock: *mut c_void);
+    /// A new `rwlock_t` (`xmalloc` and `rwlock_init`); null when out of
+    /// memory.
+    pub safe fn v4v_shim_rw_alloc() -> *mut c_void;
+    /// Free a lock from `v4v_shim_rw_alloc` (not held).
+    pub fn v4v_shim_rw_free(lock: *mut c_void);
+    /// `read_lock`, `read_unlock`, `write_lock`, `write_unlock`.
+    pub fn v4v_shim_read_lock(lock: *mut c_void);
+    pub fn v4v_shim_read_unlock(lock: *mut c_void);
+    pub fn v4v_shim_write_lock(lock: *mut c_void);
+    pub fn v4v_shim_write_unlock(lock: *mut c_void);
+    /// `hypercall_preempt_check()`.
+    pub safe fn v4v_shim_preempt_check() -> bool;
+    /// `hypercall_create_continuation(__HYPERVISOR_v4v_op, ...)` with the
+    /// six arguments; returns what the hypercall must return now.
+    pub safe fn v4v_shim_continuation(cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u32)
+        -> i64;
+    /// `process_pending_softirqs()`.
+    pub safe fn v4v_shim_process_softirqs();
+    /// This physical CPU's word of held V4V lock levels (debug builds).
+    #[cfg(debug_assertions)]
+    pub safe fn v4v_shim_lock_levels() -> *mut u32;
 }

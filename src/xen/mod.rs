@@ -1,8 +1,10 @@
 //! The engine inside Xen.
 //!
-//! Xen's C shim (`xen/common/v4v.c`, added by `xen-patches/`) turns
-//! hypercall 43 into a call of [`v4v_rs_op`], domain teardown into
-//! [`v4v_rs_domain_destroy`] and the V4V debug key into [`v4v_rs_dump`].
+//! Xen's C shim (`xen/common/v4v.c`, added by `xen-patches/`) makes the
+//! engine at boot ([`v4v_rs_init`]), turns hypercall 43 into a call of
+//! [`v4v_rs_op`], domain teardown into [`v4v_rs_domain_detach`] and
+//! [`v4v_rs_domain_relinquish`] (preemptible), and the V4V debug key into
+//! [`v4v_rs_dump`].
 //! In the other direction [`XenEnv`] implements [`Env`] over the shim's
 //! services ([`ffi`]), and [`rt`] gives the crate the allocator, panic
 //! handler and console writer that `core` and `alloc` need.
@@ -16,10 +18,18 @@ use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 
 mod ffi;
+mod lock;
 mod rt;
 
-/// All V4V state of the host.
-static ENGINE: Engine<XenEnv> = Engine::new();
+/// All V4V state of the host, made once at boot.
+static ENGINE: spin::Once<Engine<XenEnv>> = spin::Once::new();
+
+/// This physical CPU's word of held lock levels (the lock-order check of
+/// debug builds).
+#[cfg(debug_assertions)]
+pub(crate) fn lock_levels() -> *mut u32 {
+    ffi::v4v_shim_lock_levels()
+}
 
 /// [`Env`] over the C shim: the hypervisor as seen from the current
 /// hypercall.
@@ -40,6 +50,20 @@ unsafe impl Sync for XenFrame {}
 
 impl Env for XenEnv {
     type Frame = XenFrame;
+    type Mutex = lock::XenSpinlock;
+    type RwLock = lock::XenRwLock;
+
+    fn preempt_check(&self) -> bool {
+        ffi::v4v_shim_preempt_check()
+    }
+
+    fn continuation(&self, cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u32) -> i64 {
+        ffi::v4v_shim_continuation(cmd, a1, a2, a3, a4, a5)
+    }
+
+    fn process_softirqs(&self) {
+        ffi::v4v_shim_process_softirqs()
+    }
 
     fn current_domain(&self) -> DomId {
         ffi::v4v_shim_current_domid()
@@ -119,29 +143,57 @@ impl Env for XenEnv {
     }
 }
 
+/// Make the engine (at boot, from an initcall): 0, or -ENOMEM.
+#[unsafe(no_mangle)]
+pub extern "C" fn v4v_rs_init() -> i32 {
+    match ENGINE.try_call_once(|| Engine::try_new().ok_or(())) {
+        Ok(_) => 0,
+        Err(()) => -(crate::abi::errno::ENOMEM as i32),
+    }
+}
+
 /// Hypercall `v4v_op`: `cmd` and its five arguments, as the guest passed
-/// them (the shim has fetched the fifth from r9). Returns `>= 0` or
-/// `-errno`.
+/// them (the shim has fetched the fifth from r9). Returns `>= 0`, `-errno`,
+/// or the value of a continuation it made.
 #[unsafe(no_mangle)]
 pub extern "C" fn v4v_rs_op(cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u32) -> i64 {
-    ENGINE.hypercall(&XenEnv, cmd, a1, a2, a3, a4, a5)
+    match ENGINE.get() {
+        Some(e) => e.hypercall(&XenEnv, cmd, a1, a2, a3, a4, a5),
+        None => -(crate::abi::errno::ENOSYS as i64),
+    }
 }
 
 /// Domain `domid` is being killed (`domain_kill`, once per domain) or soft
-/// reset: drop everything that refers to it.
+/// reset: from now on no operation finds it. Bounded; cannot fail.
 #[unsafe(no_mangle)]
-pub extern "C" fn v4v_rs_domain_destroy(domid: u16) {
-    ENGINE.domain_destroy(&XenEnv, domid)
+pub extern "C" fn v4v_rs_domain_detach(domid: u16) {
+    if let Some(e) = ENGINE.get() {
+        e.domain_detach(domid)
+    }
+}
+
+/// Go on releasing what domain `domid` had (after
+/// [`v4v_rs_domain_detach`]): true when done, false when preempted (the
+/// caller returns -ERESTART and is called again).
+#[unsafe(no_mangle)]
+pub extern "C" fn v4v_rs_domain_relinquish(domid: u16) -> bool {
+    match ENGINE.get() {
+        Some(e) => e.domain_relinquish(&XenEnv, domid).is_ok(),
+        None => true,
+    }
 }
 
 /// The V4V debug key: print every domain's rings and waiters.
 #[unsafe(no_mangle)]
 pub extern "C" fn v4v_rs_dump() {
+    let Some(engine) = ENGINE.get() else {
+        return;
+    };
     let mut out = rt::Console::new();
     // Runs on whatever vCPU handles the key (often idle): the engine only
     // reads mapped ring frames through the Env here, never the current
     // domain's memory.
-    if ENGINE.dump(&mut out).is_err() {
+    if engine.dump(&XenEnv, &mut out).is_err() {
         out.flush();
         rt::print(b"V4V: dump failed\n");
     }

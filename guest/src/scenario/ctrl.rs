@@ -57,12 +57,17 @@ impl Node {
     /// Sends `tag` to `dom`'s control ring, retrying while the ring does
     /// not exist yet or is full (up to [`DEFAULT_WAIT_MS`]).
     pub fn tell(&mut self, dom: u16, tag: &str) -> Result<(), String> {
+        self.tell_within(dom, tag, DEFAULT_WAIT_MS)
+    }
+
+    /// [`Node::tell`], retrying for up to `ms`.
+    pub fn tell_within(&mut self, dom: u16, tag: &str, ms: u64) -> Result<(), String> {
         let src = self.addr(port::CTRL);
         let dst = Addr {
             port: port::CTRL,
             domain: dom,
         };
-        let deadline = time::deadline_ms(DEFAULT_WAIT_MS);
+        let deadline = time::deadline_ms(ms);
         loop {
             let rc = v4v::send(&src, &dst, tag.as_bytes(), PROTO_CTRL);
             if rc == tag.len() as i64 {

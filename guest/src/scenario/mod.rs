@@ -12,6 +12,8 @@
 //! - `c`: a second sender (2 vCPUs) and the intruder of the partner test.
 //! - `h`: the hostile guest ([`hostile`]).
 //! - `b2`: the receiver that replaces `b` after `xl destroy`.
+//! - `starve-r`, `starve-h`, `starve-v`, `starve-l`: the starvation
+//!   scenario ([`starve`]).
 //! - `show-a`, `show-b`, `show-c`: `make run`'s readable exchange
 //!   ([`show`]).
 //! - `vsock-peer`: speaks the Linux AF_VSOCK transport's wire protocol to
@@ -26,6 +28,7 @@ mod ctrl;
 pub mod hostile;
 mod roles;
 mod show;
+mod starve;
 pub mod traffic;
 mod vsock;
 
@@ -173,6 +176,13 @@ pub fn run(cmd: &CmdLine) {
             return;
         }
     };
+    // The looper of the starvation scenario times its first V4V call,
+    // which is the control ring's registration.
+    if role == "starve-l" {
+        starve::run_looper(cast, virq, cmd);
+        println!("scenario: role {role} finished");
+        return;
+    }
     let node = match Node::new(role, cast, virq) {
         Ok(n) => n,
         Err(e) => {
@@ -190,6 +200,7 @@ pub fn run(cmd: &CmdLine) {
         "b2" => roles::b::run_b2(node),
         "c" => roles::c::run(node),
         "h" => hostile::run(node),
+        "starve-r" | "starve-h" | "starve-v" => starve::run(node, role, cmd),
         "show-a" | "show-b" | "show-c" => show::run(node, role),
         "vsock-peer" => vsock::run(node),
         other => println!("V4VT bail out! unknown role '{other}'"),

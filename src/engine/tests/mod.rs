@@ -3,3 +3,4 @@ mod concurrency;
 mod hostile;
 mod model;
 mod ops;
+mod preempt;
