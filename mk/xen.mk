@@ -23,14 +23,12 @@ XEN_VARIANT ?= release
 ifeq ($(XEN_VARIANT),debug)
 XEN_TREE := $(BUILD)/xen-debug
 XEN_STAMPS := $(BUILD)/stamps-debug
-RUST_TARGET_DIR := $(BUILD)/target-xen-debug
 XEN_KCONFIG_VARIANT := CONFIG_DEBUG CONFIG_DEBUG_LOCKS
 XEN_RUSTFLAGS_VARIANT := -C debug-assertions=on -C overflow-checks=on
 RESULT_SUFFIX := -debug
 else ifeq ($(XEN_VARIANT),release)
 XEN_TREE := $(BUILD)/xen
 XEN_STAMPS := $(BUILD)/stamps
-RUST_TARGET_DIR := $(BUILD)/target-xen
 XEN_KCONFIG_VARIANT :=
 XEN_RUSTFLAGS_VARIANT :=
 RESULT_SUFFIX :=
@@ -54,7 +52,14 @@ XEN_KCONFIG_SET := CONFIG_V4V CONFIG_EXPERT CONFIG_VERBOSE_DEBUG CONFIG_UNSUPPOR
 	$(XEN_KCONFIG_VARIANT)
 
 RUST_TARGET := x86_64-unknown-none
-RUST_LIB := $(RUST_TARGET_DIR)/$(RUST_TARGET)/release/libv4v.a
+# Both variants share one target directory: the variant's flags go to the
+# engine crate alone (after `--`), so core, alloc and the dependencies are
+# built once, and cargo rebuilds only the engine when the variant changes.
+# Each variant's archive is copied out to a name of its own; the two are
+# never built at the same time.
+RUST_TARGET_DIR := $(BUILD)/target-xen
+RUST_OUT := $(RUST_TARGET_DIR)/$(RUST_TARGET)/release/libv4v.a
+RUST_LIB := $(RUST_TARGET_DIR)/libv4v-$(XEN_VARIANT).a
 XEN_RUST_LIB := $(XEN_STAMPS)/libv4v.a
 # Code that links into Xen: position independent without a GOT (Xen is
 # linked above the top 2 GiB), no unwind tables, Xen's retpoline and return
@@ -63,7 +68,7 @@ XEN_RUST_LIB := $(XEN_STAMPS)/libv4v.a
 XEN_RUSTFLAGS := -C relocation-model=pie -C force-unwind-tables=no \
 	-Z plt=yes -Z direct-access-external-data=yes \
 	-Z function-return=thunk-extern -Z retpoline-external-thunk \
-	-Z cf-protection=branch $(XEN_RUSTFLAGS_VARIANT)
+	-Z cf-protection=branch
 # `cargo rustc --crate-type staticlib`: the crate also declares an rlib, and
 # cargo applies the profile's fat LTO only to a build without one. LTO keeps
 # only what the three entry points reach, in one object.
@@ -86,11 +91,11 @@ xen-config: $(XEN_CONFIGURED)
 # cargo's dep-info names every source file the archive was built from. Each
 # also gets an empty rule, so that a deleted file means "rebuild", not "no
 # rule to make it".
-XEN_RUST_DEPS := $(filter-out %:,$(shell cat $(RUST_LIB:.a=.d) 2>/dev/null))
+XEN_RUST_DEPS := $(filter-out %:,$(shell cat $(RUST_OUT:.a=.d) 2>/dev/null))
 $(XEN_RUST_DEPS):
 $(RUST_LIB): Cargo.toml Cargo.lock rust-toolchain.toml abi/Cargo.toml mk/xen.mk $(XEN_RUST_DEPS)
-	$(XEN_CARGO)
-	@touch $@
+	$(XEN_CARGO) -- $(XEN_RUSTFLAGS_VARIANT)
+	cp $(RUST_OUT) $@.tmp && mv $@.tmp $@
 
 # What Xen links: a copy of the archive, replaced only when its content
 # changed, so that a rebuild that produced the same code (a comment edit)

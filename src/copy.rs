@@ -9,15 +9,15 @@
 use crate::abi::{Addr, Iov, MessageHeader, MAXIOV, MAX_MSG_SIZE, MESSAGE_HEADER_SIZE};
 use crate::env::{DomId, Env, Fault};
 use crate::error::{Error, Result};
-use crate::guest::{next_page, GuestAddr};
+use crate::guest::{GuestAddr, GuestRange};
 use crate::ring::geometry::{RingLen, RingOffset};
 use crate::ring::mem::RingMem;
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
-use zerocopy::IntoBytes;
 
-/// Where a message's payload comes from, validated: a single buffer, or at
-/// most `MAXIOV` parts, whose lengths add up to at most `MAX_MSG_SIZE`.
+/// Where a message's payload comes from, validated: a single guest range,
+/// or at most `MAXIOV` of them, whose lengths add up to at most
+/// `MAX_MSG_SIZE`.
 ///
 /// The iov array lives on the heap: Xen's hypercall stack is small (a few
 /// KiB), and 128 iovs take 2 KiB.
@@ -27,8 +27,8 @@ pub struct Payload {
 }
 
 enum Parts {
-    Buffer(Iov),
-    Iovs(Vec<Iov>),
+    Buffer(GuestRange),
+    Iovs(Vec<GuestRange>),
 }
 
 impl Payload {
@@ -37,12 +37,8 @@ impl Payload {
         if len > MAX_MSG_SIZE {
             return Err(Error::Inval);
         }
-        let part = Iov {
-            iov_base: addr.0,
-            iov_len: len as u64,
-        };
         Ok(Payload {
-            parts: Parts::Buffer(part),
+            parts: Parts::Buffer(addr.range(len as u64)?),
             len,
         })
     }
@@ -60,8 +56,13 @@ impl Payload {
         if total > MAX_MSG_SIZE as u64 {
             return Err(Error::Inval);
         }
+        let mut ranges: Vec<GuestRange> = Vec::new();
+        ranges.try_reserve_exact(parts.len())?;
+        for p in &parts {
+            ranges.push(GuestRange::new(p.iov_base, p.iov_len)?);
+        }
         Ok(Payload {
-            parts: Parts::Iovs(parts),
+            parts: Parts::Iovs(ranges),
             len: total as u32,
         })
     }
@@ -81,19 +82,16 @@ impl Payload {
     /// one page (every small message) costs no probe.
     pub fn probe_tail<E: Env>(&self, env: &E) -> core::result::Result<(), Fault> {
         let mut first = true;
-        for p in self.parts() {
-            if p.iov_len == 0 {
-                continue;
-            }
-            let last = p.iov_base.checked_add(p.iov_len - 1).ok_or(Fault)?;
-            let mut at = p.iov_base;
-            if core::mem::take(&mut first) {
-                match next_page(at) {
-                    Some(next) if next <= last => at = next,
-                    _ => continue,
+        for &p in self.parts().iter().filter(|p| !p.is_empty()) {
+            let rest = if core::mem::take(&mut first) {
+                match p.after_first_page() {
+                    Some(r) => r,
+                    None => continue,
                 }
-            }
-            env.probe_guest(at, last - at + 1)?;
+            } else {
+                p
+            };
+            env.probe_guest(rest)?;
         }
         Ok(())
     }
@@ -102,13 +100,13 @@ impl Payload {
     /// leaves to the copy: for a send that will not copy (an error, or a
     /// full ring), after `probe_tail`, so that the whole payload is checked.
     pub fn probe_head<E: Env>(&self, env: &E) -> core::result::Result<(), Fault> {
-        match self.parts().iter().find(|p| p.iov_len > 0) {
-            Some(p) => env.probe_guest(p.iov_base, 1),
+        match self.parts().iter().find_map(|p| p.first_byte()) {
+            Some(b) => env.probe_guest(b),
             None => Ok(()),
         }
     }
 
-    fn parts(&self) -> &[Iov] {
+    fn parts(&self) -> &[GuestRange] {
         match &self.parts {
             Parts::Buffer(b) => core::slice::from_ref(b),
             Parts::Iovs(v) => v,
@@ -145,17 +143,13 @@ pub fn write_message<E: Env>(
     };
     // Payload first, then the header: neither is visible before tx_ptr.
     let mut skip = MESSAGE_HEADER_SIZE;
-    for p in payload.parts() {
-        if p.iov_len == 0 {
-            continue;
-        }
+    for &p in payload.parts().iter().filter(|p| !p.is_empty()) {
+        mem.write_from_guest(env, tx, skip, p)?;
         // Each part is at most MAX_MSG_SIZE (checked in `iovs`), so the
         // conversion cannot truncate.
-        let n = p.iov_len as usize;
-        mem.write_from_guest(env, tx, skip, p.iov_base, n)?;
-        skip += n;
+        skip += p.len() as usize;
     }
-    mem.write(tx, header.as_bytes());
+    mem.write_header(tx, &header);
     let new_tx = len.advance(tx, RingLen::slot_bytes(payload.len) as u32);
     // Everything written above must be visible before the new tx_ptr.
     fence(Ordering::Release);

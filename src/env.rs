@@ -11,6 +11,7 @@
 //! crate, always fallibly, and Xen's global allocator is set up in
 //! `crate::xen`.
 
+use crate::guest::GuestRange;
 use crate::lock::{RawMutex, RawRwLock};
 use core::ptr::NonNull;
 
@@ -50,40 +51,34 @@ pub trait Env: Sync {
     /// Whether the calling domain may change the viptables (dom0).
     fn current_is_privileged(&self) -> bool;
 
-    /// Copy `len` bytes from the caller's guest address `src` to `dst`.
+    /// Copy the caller's guest range `src` to `dst`.
     ///
     /// # Safety
-    /// `dst` must be valid for writes of `len` bytes. It may be memory that a
-    /// guest can write concurrently (a mapped ring frame): implementations
-    /// copy with raw byte copies and never form references to it.
-    unsafe fn copy_from_guest(&self, dst: *mut u8, src: u64, len: usize) -> Result<(), Fault>;
+    /// `dst` must be valid for writes of `src.len()` bytes. It may be memory
+    /// that a guest can write concurrently (a mapped ring frame):
+    /// implementations copy with raw byte copies and never form references
+    /// to it.
+    unsafe fn copy_from_guest(&self, dst: *mut u8, src: GuestRange) -> Result<(), Fault>;
 
-    /// Whether one byte of every page of the caller's guest range
-    /// `[addr, addr + len)` can be read now (`len > 0`). The default reads
-    /// them one [`Env::copy_from_guest`] at a time; Xen's does the whole
-    /// range in one call.
-    fn probe_guest(&self, addr: u64, len: u64) -> Result<(), Fault> {
-        let last = addr
-            .checked_add(len.checked_sub(1).ok_or(Fault)?)
-            .ok_or(Fault)?;
-        let mut at = addr;
-        loop {
+    /// Whether one byte of every page of the caller's guest range can be
+    /// read now (an empty range: yes). The default reads them one
+    /// [`Env::copy_from_guest`] at a time; Xen's does the whole range in one
+    /// call.
+    fn probe_guest(&self, range: GuestRange) -> Result<(), Fault> {
+        for at in range.page_starts() {
             let mut byte = 0u8;
+            let one = GuestRange::new(at, 1)?;
             // SAFETY: `byte` is a private one-byte buffer.
-            unsafe { self.copy_from_guest(&mut byte, at, 1)? };
-            // The next page's first byte, until past the last byte.
-            match crate::guest::next_page(at) {
-                Some(next) if next <= last => at = next,
-                _ => return Ok(()),
-            }
+            unsafe { self.copy_from_guest(&mut byte, one)? };
         }
+        Ok(())
     }
 
-    /// Copy `len` bytes from `src` to the caller's guest address `dst`.
+    /// Copy `dst.len()` bytes from `src` to the caller's guest range `dst`.
     ///
     /// # Safety
-    /// `src` must be valid for reads of `len` bytes.
-    unsafe fn copy_to_guest(&self, dst: u64, src: *const u8, len: usize) -> Result<(), Fault>;
+    /// `src` must be valid for reads of `dst.len()` bytes.
+    unsafe fn copy_to_guest(&self, dst: GuestRange, src: *const u8) -> Result<(), Fault>;
 
     /// Pin frame `gfn` of the calling domain as a writable RAM page. It
     /// stays pinned until [`Env::unpin_frame`], even if the domain dies in

@@ -11,10 +11,15 @@
 //! invariant is established: the mapping covers `60 + len` bytes, so every
 //! position below that is inside it.
 use super::geometry::{RingLen, RingOffset};
-use crate::abi::{PAGE_SIZE, RING_DATA_OFFSET, RING_RX_PTR_OFFSET, RING_TX_PTR_OFFSET};
+use crate::abi::{
+    MessageHeader, MESSAGE_HEADER_SIZE, PAGE_SIZE, RING_DATA_OFFSET, RING_RX_PTR_OFFSET,
+    RING_TX_PTR_OFFSET,
+};
 use crate::env::{Env, Fault, PinError};
+use crate::guest::GuestRange;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
+use zerocopy::IntoBytes;
 
 /// The pinned frames of one ring, their mapping, and the ring's length.
 pub struct RingMem<F> {
@@ -112,34 +117,40 @@ impl<F> RingMem<F> {
         Ok(())
     }
 
-    /// Copy `src` into the data area at `off` (wrapping).
-    pub fn write(&self, off: RingOffset, src: &[u8]) {
-        let r = self.pieces(off, 0, src.len(), |dst, done, n| {
-            // SAFETY: `dst` is valid for `n` bytes of the mapping (see
-            // `pieces`); `src[done..done + n]` is in bounds; hypervisor
-            // memory and a guest frame never overlap.
-            unsafe { core::ptr::copy_nonoverlapping(src.as_ptr().add(done), dst, n) };
-            Ok(())
-        });
-        debug_assert!(r.is_ok());
+    /// Write a message header at `off`, as volatile 32-bit stores: the
+    /// receiver may write the same memory at the same time (a header is 16
+    /// bytes at a 16-byte slot of the data area, which starts 4-aligned, so
+    /// it never wraps and every word is aligned).
+    pub fn write_header(&self, off: RingOffset, header: &MessageHeader) {
+        const WORDS: usize = MESSAGE_HEADER_SIZE / 4;
+        let mut words = [0u32; WORDS];
+        words.as_mut_bytes().copy_from_slice(header.as_bytes());
+        let base = RING_DATA_OFFSET + off.get() as usize;
+        debug_assert!(off.get() as usize + MESSAGE_HEADER_SIZE <= self.len.get() as usize);
+        for (i, w) in words.iter().enumerate() {
+            // SAFETY: `off` is a valid slot offset, so the 16 bytes lie in
+            // the data area, inside the mapping; `base` is 4-aligned (60 +
+            // a multiple of 16 from a page-aligned start).
+            unsafe { core::ptr::write_volatile(self.at(base + 4 * i).cast::<u32>(), *w) };
+        }
     }
 
-    /// Copy `n` bytes from the caller's guest address `src` into the data
-    /// area, `skip` bytes after `off` (wrapping). On a fault some bytes may
-    /// have been written, which the receiver cannot see while `tx_ptr` stays.
+    /// Copy the caller's guest range `src` into the data area, `skip` bytes
+    /// after `off` (wrapping). On a fault some bytes may have been written,
+    /// which the receiver cannot see while `tx_ptr` stays.
     pub fn write_from_guest<E: Env<Frame = F>>(
         &self,
         env: &E,
         off: RingOffset,
         skip: usize,
-        src: u64,
-        n: usize,
+        src: GuestRange,
     ) -> Result<(), Fault> {
-        self.pieces(off, skip, n, |dst, done, len| {
-            let from = src.checked_add(done as u64).ok_or(Fault)?;
+        self.pieces(off, skip, src.len() as usize, |dst, done, len| {
+            let from = src.sub(done as u64, len as u64)?;
             // SAFETY: `dst` is valid for writes of `len` bytes of the
-            // mapping (see `pieces`); the copy is raw, as the Env requires.
-            unsafe { env.copy_from_guest(dst, from, len) }
+            // mapping (see `pieces`), the length of `from`; the copy is raw,
+            // as the Env requires.
+            unsafe { env.copy_from_guest(dst, from) }
         })
     }
 }

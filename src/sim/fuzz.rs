@@ -41,6 +41,7 @@ use crate::abi::{
 };
 use crate::engine::{Engine, MAX_PAGES_PER_DOMAIN, MAX_RINGS_PER_DOMAIN};
 use crate::env::{DomId, Env, Fault, PinError};
+use crate::guest::GuestRange;
 use crate::viptables::MAX_RULES;
 use std::collections::VecDeque;
 use std::string::String;
@@ -264,19 +265,20 @@ impl Env for FuzzEnv {
         self.sim.current_is_privileged()
     }
 
-    unsafe fn copy_from_guest(&self, dst: *mut u8, src: u64, len: usize) -> Result<(), Fault> {
+    unsafe fn copy_from_guest(&self, dst: *mut u8, src: GuestRange) -> Result<(), Fault> {
         self.tick();
         // SAFETY: forwarded from the caller's contract.
-        unsafe { self.sim.copy_from_guest(dst, src, len) }
+        unsafe { self.sim.copy_from_guest(dst, src) }
     }
 
-    unsafe fn copy_to_guest(&self, dst: u64, src: *const u8, len: usize) -> Result<(), Fault> {
+    unsafe fn copy_to_guest(&self, dst: GuestRange, src: *const u8) -> Result<(), Fault> {
         self.tick();
         // SAFETY: forwarded from the caller's contract.
-        let r = unsafe { self.sim.copy_to_guest(dst, src, len) };
+        let r = unsafe { self.sim.copy_to_guest(dst, src) };
+        let len = dst.len() as usize;
         if r.is_ok() && len > 0 {
             let dom = self.current_domain();
-            let off = (dst - VA_BASE) as usize;
+            let off = (dst.start() - VA_BASE) as usize;
             self.log.lock().unwrap().to_guest.push((dom, off, len));
         }
         r

@@ -20,6 +20,7 @@ pub mod lock;
 
 use crate::abi::PAGE_SIZE;
 use crate::env::{DomId, Env, Fault, PinError};
+use crate::guest::GuestRange;
 use core::ptr::NonNull;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -473,7 +474,8 @@ impl Env for Sim {
         self.current_domain() == 0
     }
 
-    unsafe fn copy_from_guest(&self, dst: *mut u8, src: u64, len: usize) -> Result<(), Fault> {
+    unsafe fn copy_from_guest(&self, dst: *mut u8, src: GuestRange) -> Result<(), Fault> {
+        let len = src.len() as usize;
         let hook = {
             let mut h = self.copy_hook.lock().unwrap();
             match &*h {
@@ -485,12 +487,21 @@ impl Env for Sim {
             f();
         }
         // SAFETY: forwarded from the caller's contract.
-        unsafe { self.copy(self.current_domain(), src, dst, len, false) }
+        unsafe { self.copy(self.current_domain(), src.start(), dst, len, false) }
     }
 
-    unsafe fn copy_to_guest(&self, dst: u64, src: *const u8, len: usize) -> Result<(), Fault> {
+    unsafe fn copy_to_guest(&self, dst: GuestRange, src: *const u8) -> Result<(), Fault> {
+        let len = dst.len() as usize;
         // SAFETY: forwarded; `src` is only read when copying to the guest.
-        unsafe { self.copy(self.current_domain(), dst, src.cast_mut(), len, true) }
+        unsafe {
+            self.copy(
+                self.current_domain(),
+                dst.start(),
+                src.cast_mut(),
+                len,
+                true,
+            )
+        }
     }
 
     fn pin_frame(&self, gfn: u64) -> Result<SimFrame, PinError> {

@@ -14,6 +14,7 @@
 //! interrupts enabled.
 use crate::engine::Engine;
 use crate::env::{DomId, Env, Fault, PinError};
+use crate::guest::GuestRange;
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 
@@ -73,12 +74,13 @@ impl Env for XenEnv {
         ffi::v4v_shim_current_is_privileged()
     }
 
-    unsafe fn copy_from_guest(&self, dst: *mut u8, src: u64, len: usize) -> Result<(), Fault> {
-        // SAFETY: the caller guarantees dst is valid for writes of len
-        // bytes (Env::copy_from_guest). The shim checks the guest range,
-        // copies with a fault-tolerant raw copy and forms no C object over
-        // dst, so a concurrently written guest frame is fine.
-        let rc = unsafe { ffi::v4v_shim_copy_from_guest(dst, src, len) };
+    unsafe fn copy_from_guest(&self, dst: *mut u8, src: GuestRange) -> Result<(), Fault> {
+        // SAFETY: the caller guarantees dst is valid for writes of the
+        // range's length (Env::copy_from_guest). The shim checks that the
+        // range is guest memory, copies with a fault-tolerant raw copy and
+        // forms no C object over dst, so a concurrently written guest frame
+        // is fine.
+        let rc = unsafe { ffi::v4v_shim_copy_from_guest(dst, src.start(), src.len() as usize) };
         if rc == 0 {
             Ok(())
         } else {
@@ -86,18 +88,19 @@ impl Env for XenEnv {
         }
     }
 
-    fn probe_guest(&self, addr: u64, len: u64) -> Result<(), Fault> {
-        if ffi::v4v_shim_probe_guest(addr, len) == 0 {
+    fn probe_guest(&self, range: GuestRange) -> Result<(), Fault> {
+        if range.is_empty() || ffi::v4v_shim_probe_guest(range.start(), range.len()) == 0 {
             Ok(())
         } else {
             Err(Fault)
         }
     }
 
-    unsafe fn copy_to_guest(&self, dst: u64, src: *const u8, len: usize) -> Result<(), Fault> {
-        // SAFETY: the caller guarantees src is valid for reads of len bytes
-        // (Env::copy_to_guest); the shim checks and faults-in the guest side.
-        let rc = unsafe { ffi::v4v_shim_copy_to_guest(dst, src, len) };
+    unsafe fn copy_to_guest(&self, dst: GuestRange, src: *const u8) -> Result<(), Fault> {
+        // SAFETY: the caller guarantees src is valid for reads of the
+        // range's length (Env::copy_to_guest); the shim checks and
+        // faults-in the guest side.
+        let rc = unsafe { ffi::v4v_shim_copy_to_guest(dst.start(), src, dst.len() as usize) };
         if rc == 0 {
             Ok(())
         } else {
