@@ -148,7 +148,7 @@ impl<E: Env> Engine<E> {
     /// callers that cannot be preempted; the hypervisor uses
     /// [`Engine::domain_detach`] and [`Engine::domain_relinquish`].
     pub fn domain_destroy(&self, env: &E, dom: DomId) {
-        self.domain_detach(dom);
+        self.domain_detach(env, dom);
         while self.domain_relinquish(env, dom).is_err() {}
     }
 

@@ -53,7 +53,7 @@ impl<E: Env> Engine<E> {
     /// Domain `dom` is dying: no operation finds it from now on. Bounded
     /// (a removal from the domain table); never allocates, so it cannot
     /// fail. Its vCPUs are paused, so it makes no calls of its own any more.
-    pub fn domain_detach(&self, dom: DomId) {
+    pub fn domain_detach(&self, env: &E, dom: DomId) {
         let state = {
             let mut domains = self.domains.write();
             match domains.binary_search_by_key(&dom, |d| d.id) {
@@ -75,8 +75,10 @@ impl<E: Env> Engine<E> {
             return;
         }
         drop(dying);
+        // Unreachable (ensure_domain keeps a place for every domain with
+        // state); should it happen, the whole teardown is done now.
         debug_assert!(false, "no place reserved for a dying domain");
-        while self.advance(&mut work, None).is_err() {}
+        while self.advance(&mut work, env).is_err() {}
     }
 
     /// Go on with the teardown of `dom`: `Ok` when nothing of it is left
@@ -95,7 +97,7 @@ impl<E: Env> Engine<E> {
             }
         };
         let mut work = work;
-        let r = self.advance(&mut work, Some(env));
+        let r = self.advance(&mut work, env);
         let mut dying = self.dying.lock();
         if let Some(i) = dying.iter().position(|d| d.id == dom) {
             if r.is_ok() {
@@ -108,10 +110,8 @@ impl<E: Env> Engine<E> {
         r
     }
 
-    /// One or more steps of a teardown. Without an `Env` (only when there
-    /// was no place to record the domain) there are no frames to release:
-    /// that cannot happen for a domain that registered a ring.
-    fn advance(&self, work: &mut Work<E>, env: Option<&E>) -> Result<(), Preempted> {
+    /// One or more steps of a teardown, until it is done or preempted.
+    fn advance(&self, work: &mut Work<E>, env: &E) -> Result<(), Preempted> {
         let dom = work.state.id;
         loop {
             match &mut work.stage {
@@ -130,14 +130,6 @@ impl<E: Env> Engine<E> {
                     };
                 }
                 Stage::Rings { rings, frames } => {
-                    let Some(env) = env else {
-                        debug_assert!(rings.is_empty() && frames.is_empty());
-                        work.stage = Stage::Waits {
-                            after: None,
-                            ring: 0,
-                        };
-                        continue;
-                    };
                     if !frames.is_empty() {
                         for f in frames.drain(frames.len().saturating_sub(UNPIN_PER_STEP)..) {
                             env.unpin_frame(f);
@@ -180,7 +172,7 @@ impl<E: Env> Engine<E> {
                         *ring = end;
                     }
                     drop(table);
-                    if env.is_some_and(|e| e.preempt_check()) {
+                    if env.preempt_check() {
                         return Err(Preempted);
                     }
                 }

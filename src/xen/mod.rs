@@ -171,7 +171,7 @@ pub extern "C" fn v4v_rs_op(cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u3
 #[unsafe(no_mangle)]
 pub extern "C" fn v4v_rs_domain_detach(domid: u16) {
     if let Some(e) = ENGINE.get() {
-        e.domain_detach(domid)
+        e.domain_detach(&XenEnv, domid)
     }
 }
 

@@ -148,7 +148,7 @@ fn teardown_in_steps_releases_everything() {
     let virqs3 = h.sim.virqs(3);
 
     h.sim.set_preempt_every(1);
-    h.engine.domain_detach(2);
+    h.engine.domain_detach(&h.sim, 2);
     // Detached: sends and notify see no dom2 at once, frames still pinned.
     let a = h.guest(1, 4);
     assert_eq!(
