@@ -43,7 +43,10 @@ def parse_args():
     p.add_argument("--guest", default=os.path.join(
         ROOT, "build/target-guest/x86_64-unknown-none/release/v4v-test-guest"),
         help="guest ELF")
-    p.add_argument("--mode", default="tests", help="guest mode: tests or demo")
+    p.add_argument("--mode", default="tests", help="guest mode: tests, demo or worst")
+    p.add_argument("--icount", metavar="SHIFT",
+                   help="run QEMU with -icount shift=SHIFT,sleep=off: guest time counts "
+                        "instructions")
     p.add_argument("--guest-args", default="",
                    help="extra guest arguments, e.g. 'filter=send'")
     qemu.add_common_args(
@@ -114,6 +117,8 @@ def boot(args, run, serial):
     guest_arg = " ".join(x for x in (args.mode, args.guest_args) if x)
     cmd = qemu.qemu_cmd(args.qemu, "qemu64", 512, args.xen, args.xen_cmdline,
                         [f"{args.guest} {guest_arg}"], smp=args.smp)
+    if args.icount is not None:
+        cmd += ["-icount", f"shift={args.icount},sleep=off"]
 
     def on_line(line, now):
         run.feed(line, now)

@@ -21,6 +21,7 @@ mod scenario;
 mod smp;
 mod tests;
 mod v4v;
+mod worst;
 mod xen;
 
 use xen::sched::{self, Reason};
@@ -67,6 +68,7 @@ extern "C" fn start(si: *const StartInfo) -> ! {
         "demo" => demo::run(&cmd),
         "scenario" => scenario::run(&cmd),
         "bench" => bench::run(&cmd),
+        "worst" => worst::run(&cmd),
         // Harness self-checks: an exception, a panic, a guest that hangs.
         "fault" => {
             println!("V4VT plan 1");

@@ -518,3 +518,88 @@ impl Drop for Ring {
         }
     }
 }
+
+/// A ring of any length on few pages: a header page of its own, and a data
+/// area that cycles over a set of shared pages (Xen pins and maps a frame
+/// as often as a ring lists it). For rings whose contents nobody reads:
+/// the starvation scenario's and the worst-case measurements' 16 MiB rings.
+/// The data pages are borrowed for as long as the ring lives.
+pub struct AliasedRing<'a> {
+    header: Pages,
+    registered: bool,
+    _data: core::marker::PhantomData<&'a Pages>,
+}
+
+impl<'a> AliasedRing<'a> {
+    /// Registers a ring of `len` bytes for `port` (any sender) on a new
+    /// header page and `data`'s pages; `Err(rc)` when Xen refuses.
+    pub fn register(port: u32, len: u32, data: &'a Pages) -> Result<AliasedRing<'a>, i64> {
+        let header = Pages::alloc(1);
+        header.write_ring_header(&ring_header(port, v4v_abi::DOMID_ANY, len));
+        let npage = (RING_DATA_OFFSET + len as usize).div_ceil(PAGE_SIZE);
+        let mut frames = Vec::with_capacity(npage);
+        frames.push(header.mfn(0));
+        for i in 1..npage {
+            frames.push(data.mfn((i - 1) % data.count()));
+        }
+        let list = pfn_list(PFN_LIST_MAGIC, npage as u32, &frames);
+        // SAFETY: the header page is ours and stays allocated while the
+        // ring is registered (unregistered on drop); Xen writes only the
+        // ring's words and data area, in our pages.
+        let rc = unsafe { register_raw(header.va(), list.as_ptr() as u64) };
+        if rc != 0 {
+            return Err(rc);
+        }
+        Ok(AliasedRing {
+            header,
+            registered: true,
+            _data: core::marker::PhantomData,
+        })
+    }
+
+    fn word(&self, off: usize) -> &AtomicU32 {
+        // SAFETY: rx_ptr (20) and tx_ptr (24) are aligned u32s of the
+        // header page, shared with Xen.
+        unsafe { AtomicU32::from_ptr(self.header.as_ptr().add(off).cast::<u32>()) }
+    }
+
+    /// Frees whatever is in the ring unread; whether there was anything.
+    pub fn consume(&self) -> bool {
+        let tx = self.word(RING_TX_PTR_OFFSET).load(Ordering::Acquire);
+        let rx = self.word(RING_RX_PTR_OFFSET);
+        if rx.load(Ordering::Relaxed) == tx {
+            return false;
+        }
+        rx.store(tx, Ordering::Release);
+        true
+    }
+
+    /// The ring's address (our domain, as Xen wrote it back).
+    pub fn addr(&self) -> Addr {
+        let mut raw = [0u8; 6];
+        for (i, b) in raw.iter_mut().enumerate() {
+            // SAFETY: the id's address lies at bytes 8..14 of our header page.
+            *b = unsafe { self.header.as_ptr().add(8 + i).read_volatile() };
+        }
+        Addr::read_from_bytes(&raw).expect("address size")
+    }
+
+    pub fn unregister(&mut self) -> i64 {
+        // SAFETY: the ring is ours.
+        let rc = unsafe { unregister_raw(self.header.va()) };
+        if rc == 0 {
+            self.registered = false;
+        }
+        rc
+    }
+}
+
+impl Drop for AliasedRing<'_> {
+    fn drop(&mut self) {
+        // As for `Ring`: pages Xen may still write are leaked, not reused.
+        if self.registered && self.unregister() != 0 {
+            let header = core::mem::replace(&mut self.header, Pages::alloc(1));
+            core::mem::forget(header);
+        }
+    }
+}

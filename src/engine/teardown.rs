@@ -18,7 +18,7 @@ use crate::shared::Shared;
 use alloc::vec::Vec;
 
 /// Frames unpinned between two looks for pending work.
-pub const UNPIN_PER_STEP: usize = 512;
+pub const UNPIN_PER_STEP: usize = 128;
 /// Rings of other domains searched for the dying domain's waits between
 /// two looks for pending work.
 pub const RINGS_PER_STEP: usize = 256;

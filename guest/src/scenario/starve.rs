@@ -28,8 +28,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use v4v_abi::{
-    errno, Addr, Iov, RingDataEnt, DOMID_ANY, MAXIOV, MAX_MSG_SIZE, MAX_RING_SIZE, PFN_LIST_MAGIC,
-    RING_DATA_OFFSET,
+    errno, Addr, Iov, RingDataEnt, DOMID_ANY, MAXIOV, MAX_MSG_SIZE, MAX_RING_SIZE, RING_DATA_OFFSET,
 };
 
 use super::roles::sleep_ms;
@@ -38,13 +37,13 @@ use crate::cmdline::CmdLine;
 use crate::println;
 use crate::smp;
 use crate::tests::rc_name;
-use crate::v4v::{self, Pages, RingData};
+use crate::v4v::{self, AliasedRing, Pages, RingData};
 use crate::xen::{sched, time};
 
 /// The receiver's rings: one per hammer vCPU, at `RING_PORT + 2 * idx + cpu`.
 const RING_PORT: u32 = 0x5000;
 const NRINGS: u32 = 4;
-/// Data pages each 16 MiB ring cycles over.
+/// Data pages the 16 MiB rings cycle over.
 const DATA_PAGES: usize = 16;
 /// The hammers give up after this long whatever happens (the bound on a
 /// run against an engine that starves the others).
@@ -94,56 +93,20 @@ pub fn run(n: Node, role: &str, cmd: &CmdLine) {
     }
 }
 
-/// A 16 MiB ring on a header page of its own and the shared data pages.
-struct BigRing {
-    header: Pages,
-}
-
-impl BigRing {
-    fn register(port: u32, data: &Pages) -> Result<BigRing, String> {
-        let header = Pages::alloc(1);
-        header.write_ring_header(&v4v::ring_header(port, DOMID_ANY, MAX_RING_SIZE));
-        let npage = (RING_DATA_OFFSET + MAX_RING_SIZE as usize).div_ceil(4096);
-        let mut frames = Vec::with_capacity(npage);
-        frames.push(header.mfn(0));
-        for i in 1..npage {
-            frames.push(data.mfn((i - 1) % DATA_PAGES));
-        }
-        let list = v4v::pfn_list(PFN_LIST_MAGIC, npage as u32, &frames);
-        // SAFETY: the header page is ours and stays allocated while the ring
-        // is registered (the receiver keeps its rings until it powers off);
-        // Xen writes only the ring's words and data area, in our pages.
-        let rc = unsafe { v4v::register_raw(header.va(), list.as_ptr() as u64) };
-        check_rc(rc, 0, format!("registering 16 MiB ring {port:#x}"))?;
-        Ok(BigRing { header })
-    }
-
-    fn word(&self, off: usize) -> &AtomicU32 {
-        // SAFETY: rx_ptr (20) and tx_ptr (24) are aligned u32s of the header
-        // page, shared with Xen.
-        unsafe { AtomicU32::from_ptr(self.header.as_ptr().add(off).cast::<u32>()) }
-    }
-
-    /// Frees whatever is in the ring; whether there was anything.
-    fn consume(&self) -> bool {
-        let tx = self
-            .word(v4v_abi::RING_TX_PTR_OFFSET)
-            .load(Ordering::Acquire);
-        let rx = self.word(v4v_abi::RING_RX_PTR_OFFSET);
-        if rx.load(Ordering::Relaxed) == tx {
-            return false;
-        }
-        rx.store(tx, Ordering::Release);
-        true
-    }
-}
-
 /// `starve-r`: registers the rings, starts the hammers, frees every
 /// message as it lands, and checks that it saw as many as were sent.
 fn receiver(mut n: Node, c: Cast) -> Result<(), String> {
     let data = Pages::alloc(DATA_PAGES);
     let rings = (0..NRINGS)
-        .map(|i| BigRing::register(RING_PORT + i, &data))
+        .map(|i| {
+            AliasedRing::register(RING_PORT + i, MAX_RING_SIZE, &data).map_err(|rc| {
+                format!(
+                    "registering 16 MiB ring {:#x}: {}",
+                    RING_PORT + i,
+                    rc_name(rc)
+                )
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     for h in c.h {
         n.tell(h, "starve-go")?;
