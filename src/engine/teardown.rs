@@ -54,6 +54,11 @@ impl<E: Env> Engine<E> {
     /// (a removal from the domain table); never allocates, so it cannot
     /// fail. Its vCPUs are paused, so it makes no calls of its own any more.
     pub fn domain_detach(&self, env: &E, dom: DomId) {
+        // Most domains never use V4V: their teardown takes no write lock.
+        // (A dying domain makes no calls, so it cannot gain state now.)
+        if self.domain(dom).is_none() {
+            return;
+        }
         let state = {
             let mut domains = self.domains.write();
             match domains.binary_search_by_key(&dom, |d| d.id) {

@@ -6,8 +6,11 @@
 //! them, into four 16 MiB rings of a receiver (`starve-r`), which frees each
 //! message as soon as it lands. Meanwhile:
 //!
-//! - dom0 `xl destroy`s a victim (`starve-v`) that has rings of its own
-//!   and waits queued on the receiver's rings, and times it;
+//! - dom0 `xl destroy`s a control domain (`starve-idle`, no V4V state),
+//!   then a victim (`starve-v`) that has rings of its own and waits queued
+//!   on the receiver's rings, and times both: under TCG only times taken
+//!   in one boot compare, and the toolstack's own work on CPUs busy with
+//!   copies dominates both;
 //! - a looper (`starve-l`), created while the hammers run, times its first
 //!   V4V operation (its first registration) and then registers and
 //!   unregisters a ring in a loop, timing each call, until dom0 tells it to
@@ -254,6 +257,16 @@ fn hammer(mut n: Node, c: Cast, cmd: &CmdLine) -> Result<(), String> {
         },
     );
     Ok(())
+}
+
+/// `starve-idle`: the control domain: no V4V state at all, nothing to do
+/// until dom0 destroys it (for the teardown time to compare with).
+pub fn idle() -> ! {
+    println!("starve-idle: no V4V calls; waiting to be destroyed");
+    super::mark("starve-idle-ready");
+    loop {
+        sched::poll(&[], time::deadline_ms(1000));
+    }
 }
 
 /// `starve-v`: rings of its own and waits on the receiver's rings, then
