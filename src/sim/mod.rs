@@ -14,8 +14,12 @@
 //!
 //! Guest pages are written by the engine through raw pointers while tests
 //! read, rewrite and corrupt them through this module: that is the point.
+//!
+//! [`maps::RingMaps`] is the other way to map rings, for the fuzz target:
+//! every ring in a mapping of its own between guard pages, cached for reuse.
 pub mod client;
 pub mod fuzz;
+pub mod maps;
 
 use crate::abi::PAGE_SIZE;
 use crate::env::{DomId, Env, Fault, PinError};

@@ -23,7 +23,16 @@ impl Fuzz {
     }
 
     /// Guest memory may only have changed where the engine may write.
+    ///
+    /// Only the pages the engine could reach during the operation are
+    /// compared: those of its `copy_to_guest` ranges, of guest writes made
+    /// during the call, of frames pinned and of ring mappings (live, made or
+    /// given back). Every other page is out of its reach (rings are mapped
+    /// between guard pages and made inaccessible when given back, see
+    /// [`crate::sim::maps`]), and [`Fuzz::check_all_memory`] compares all of
+    /// memory at the end of the input all the same.
     pub(super) fn check_memory(&mut self, log: &OpLog) {
+        let mut reach = log.mapped;
         // Bytes the guest asked to be written, or wrote itself, may hold
         // anything.
         for &(d, o, l) in log.to_guest.iter().chain(&log.fired) {
@@ -34,40 +43,84 @@ impl Fuzz {
                 // (two borrows of self: copy through a small buffer)
                 let now = now.to_vec();
                 self.shadow[d][off..off + n].copy_from_slice(&now);
+                reach[d] |= 1 << (off / PAGE);
                 off += n;
             }
+            self.dirty(d as DomId, o, l);
         }
+        for &(d, p) in &log.pinned {
+            reach[d as usize] |= 1 << p;
+        }
+        {
+            let maps = self.env.maps.lock().unwrap();
+            for (d, m) in reach.iter_mut().enumerate() {
+                *m |= maps.count.mask(d);
+            }
+        }
+        for (d, m) in reach.iter_mut().enumerate() {
+            *m |= self.env.pinned_mask(d);
+        }
+        for (d, mut m) in reach.into_iter().enumerate() {
+            while m != 0 {
+                let p = m.trailing_zeros() as usize;
+                m &= m - 1;
+                self.check_page(d, p, log);
+            }
+        }
+    }
+
+    /// Page `p` of `d` may only have changed where the engine may write
+    /// (see [`Fuzz::page_rule`]); the shadow takes what it holds now.
+    fn check_page(&mut self, d: usize, p: usize, log: &OpLog) {
+        let range = p * PAGE..(p + 1) * PAGE;
+        if self.page(d, p) == &self.shadow[d][range.clone()] {
+            return;
+        }
+        let rule = self.page_rule(d as DomId, p, log);
+        let now = self.page(d, p).to_vec();
+        let was = &self.shadow[d][range.clone()];
+        // The parts of the page the engine may not write must be as
+        // they were (compared piecewise, without byte loops).
+        let mut bad = None;
+        for (a, b) in self.forbidden(rule, d as DomId, p) {
+            if now[a..b] != was[a..b] {
+                let i = (a..b).find(|&i| now[i] != was[i]).unwrap();
+                bad = Some(i);
+                break;
+            }
+        }
+        if let Some(i) = bad {
+            panic!(
+                "{}: engine wrote dom{d} memory at offset {:#x} (page {p}, \
+                 byte {i:#x}): {:#04x} -> {:#04x}, outside every pinned frame, \
+                 requested copy and message slot",
+                self.last,
+                p * PAGE + i,
+                was[i],
+                now[i],
+            );
+        }
+        self.shadow[d][range].copy_from_slice(&now);
+        self.dirty[d] |= 1 << p;
+    }
+
+    /// Every page of every domain is as the model has it (at the end of an
+    /// input, when nothing is pinned: the engine may have written nothing
+    /// that the per-operation checks did not account for).
+    pub(super) fn check_all_memory(&self) {
         for d in 0..NDOM {
             for p in 0..MEM_PAGES {
-                let range = p * PAGE..(p + 1) * PAGE;
-                if self.page(d, p) == &self.shadow[d][range.clone()] {
-                    continue;
-                }
-                let rule = self.page_rule(d as DomId, p, log);
-                let now = self.page(d, p).to_vec();
-                let was = &self.shadow[d][range.clone()];
-                // The parts of the page the engine may not write must be as
-                // they were (compared piecewise, without byte loops).
-                let mut bad = None;
-                for (a, b) in self.forbidden(rule, d as DomId, p) {
-                    if now[a..b] != was[a..b] {
-                        let i = (a..b).find(|&i| now[i] != was[i]).unwrap();
-                        bad = Some(i);
-                        break;
-                    }
-                }
-                if let Some(i) = bad {
+                let (now, was) = (self.page(d, p), &self.shadow[d][p * PAGE..(p + 1) * PAGE]);
+                if now != was {
+                    let i = (0..PAGE).find(|&i| now[i] != was[i]).unwrap();
                     panic!(
-                        "{}: engine wrote dom{d} memory at offset {:#x} (page {p}, \
-                         byte {i:#x}): {:#04x} -> {:#04x}, outside every pinned frame, \
-                         requested copy and message slot",
-                        self.last,
+                        "end of input: dom{d} memory at offset {:#x} (page {p}, byte {i:#x}) \
+                         is {:#04x}, the model has {:#04x}: a write no operation accounts for",
                         p * PAGE + i,
-                        was[i],
                         now[i],
+                        was[i],
                     );
                 }
-                self.shadow[d][range].copy_from_slice(&now);
             }
         }
     }

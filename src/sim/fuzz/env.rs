@@ -5,8 +5,16 @@
 //!
 //! The checks need the record to tell the engine's legitimate writes from
 //! stray ones, and to compare pins and VIRQs with the model's predictions.
+//!
+//! Rings are mapped through [`RingMaps`]: each ring in a mapping of its own
+//! between guard pages, made inaccessible when the engine gives it back. So
+//! the engine can change guest memory only through `copy_to_guest` (logged
+//! here) and the frames of the rings it has mapped (counted here): the
+//! memory check compares those pages after each hypercall instead of all of
+//! memory, and a write anywhere else faults on the spot.
 use super::layout::{va, MEM_PAGES, NDOM};
 use crate::env::{DomId, Env, Fault, PinError};
+use crate::sim::maps::RingMaps;
 use crate::sim::{gfn_base, Sim, SimFrame, VA_BASE};
 use std::sync::Mutex;
 use std::vec::Vec;
@@ -38,13 +46,76 @@ pub(super) struct OpLog {
     pub(super) fired: Vec<(DomId, usize, usize)>,
     /// A racing guest write: made just before the n-th guest access.
     pub(super) hook: Option<(u32, Scribble)>,
+    /// Pages (a bit per page, per domain) of the rings mapped or given back
+    /// during the operation: the engine could write them for part of it.
+    pub(super) mapped: [u64; NDOM],
+}
+
+/// How many times each page is held (pinned, or in a ring mapping), kept
+/// with the totals the checks ask for after every hypercall.
+pub(super) struct Counts {
+    count: [[u32; MEM_PAGES]; NDOM],
+    /// Sum of `count[d]`.
+    total: [u32; NDOM],
+    /// A bit for each page of `d` whose count is not zero.
+    mask: [u64; NDOM],
+}
+
+impl Counts {
+    pub(super) const fn new() -> Counts {
+        Counts {
+            count: [[0; MEM_PAGES]; NDOM],
+            total: [0; NDOM],
+            mask: [0; NDOM],
+        }
+    }
+
+    fn add(&mut self, d: DomId, p: usize) {
+        let (d, c) = (d as usize, &mut self.count[d as usize][p]);
+        *c += 1;
+        self.total[d] += 1;
+        self.mask[d] |= 1 << p;
+    }
+
+    /// Undo `add`; false if the count was zero.
+    fn sub(&mut self, d: DomId, p: usize) -> bool {
+        let (d, c) = (d as usize, &mut self.count[d as usize][p]);
+        if *c == 0 {
+            return false;
+        }
+        *c -= 1;
+        self.total[d] -= 1;
+        if *c == 0 {
+            self.mask[d] &= !(1 << p);
+        }
+        true
+    }
+
+    pub(super) fn get(&self, d: usize, p: usize) -> u32 {
+        self.count[d][p]
+    }
+
+    pub(super) fn total(&self, d: usize) -> u32 {
+        self.total[d]
+    }
+
+    pub(super) fn mask(&self, d: usize) -> u64 {
+        self.mask[d]
+    }
+}
+
+/// The engine's ring mappings and how many of them hold each page.
+pub(super) struct Maps {
+    pub(super) cache: RingMaps,
+    pub(super) count: Counts,
 }
 
 /// [`Sim`], with a record of what the engine asks of it and a hook that
 /// lets a guest write its memory in the middle of a hypercall.
 pub struct FuzzEnv {
     pub(super) sim: Sim,
-    pub(super) pins: Mutex<[[u32; MEM_PAGES]; NDOM]>,
+    pub(super) pins: Mutex<Counts>,
+    pub(super) maps: Mutex<Maps>,
     pub(super) log: Mutex<OpLog>,
 }
 
@@ -65,11 +136,37 @@ impl FuzzEnv {
     }
 
     pub(super) fn pins_of(&self, d: usize) -> u32 {
-        self.pins.lock().unwrap()[d].iter().sum()
+        self.pins.lock().unwrap().total(d)
     }
 
     pub(super) fn pin_count(&self, d: usize, p: usize) -> u32 {
-        self.pins.lock().unwrap()[d][p]
+        self.pins.lock().unwrap().get(d, p)
+    }
+
+    /// Pages of `d` pinned by the engine, a bit each.
+    pub(super) fn pinned_mask(&self, d: usize) -> u64 {
+        self.pins.lock().unwrap().mask(d)
+    }
+
+    /// Start recording an operation (the log's buffers are reused).
+    pub(super) fn begin(&self, hook: Option<(u32, Scribble)>) {
+        let mut log = self.log.lock().unwrap();
+        log.to_guest.clear();
+        log.pinned.clear();
+        log.virqs.clear();
+        log.fired.clear();
+        log.mapped = [0; NDOM];
+        log.hook = hook;
+    }
+
+    /// The record of the operation since `begin`.
+    pub(super) fn end(&self) -> OpLog {
+        core::mem::take(&mut *self.log.lock().unwrap())
+    }
+
+    /// Give the record back once checked (for its buffers).
+    pub(super) fn recycle(&self, log: OpLog) {
+        *self.log.lock().unwrap() = log;
     }
 }
 
@@ -107,27 +204,39 @@ impl Env for FuzzEnv {
         let inner = self.sim.pin_frame(gfn)?;
         let dom = self.current_domain();
         let pfn = (gfn - gfn_base(dom)) as usize;
-        self.pins.lock().unwrap()[dom as usize][pfn] += 1;
+        self.pins.lock().unwrap().add(dom, pfn);
         self.log.lock().unwrap().pinned.push((dom, pfn));
         Ok(FuzzFrame { inner, dom, pfn })
     }
 
     fn map_frames(&self, frames: &[FuzzFrame]) -> Result<core::ptr::NonNull<u8>, PinError> {
         let pages: Vec<(DomId, usize)> = frames.iter().map(|f| (f.dom, f.pfn)).collect();
-        self.sim.map_pages(&pages)
+        let mut maps = self.maps.lock().unwrap();
+        let va = maps.cache.map(&self.sim, &pages)?;
+        let mut log = self.log.lock().unwrap();
+        for (d, p) in pages {
+            maps.count.add(d, p);
+            log.mapped[d as usize] |= 1 << p;
+        }
+        Ok(va)
     }
 
     fn unmap_frames(&self, va: core::ptr::NonNull<u8>, count: usize) {
-        self.sim.unmap_pages(va, count)
+        let mut maps = self.maps.lock().unwrap();
+        let Maps {
+            cache,
+            count: mapped,
+        } = &mut *maps;
+        let mut log = self.log.lock().unwrap();
+        for (d, p) in cache.unmap(va, count) {
+            assert!(mapped.sub(d, p), "unmap of a frame that is not mapped");
+            log.mapped[d as usize] |= 1 << p;
+        }
     }
 
     fn unpin_frame(&self, frame: FuzzFrame) {
-        {
-            let mut pins = self.pins.lock().unwrap();
-            let c = &mut pins[frame.dom as usize][frame.pfn];
-            assert!(*c > 0, "unpin of a frame that is not pinned");
-            *c -= 1;
-        }
+        let unpinned = self.pins.lock().unwrap().sub(frame.dom, frame.pfn);
+        assert!(unpinned, "unpin of a frame that is not pinned");
         self.sim.unpin_frame(frame.inner);
     }
 

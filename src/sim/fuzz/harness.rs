@@ -6,16 +6,18 @@
 //! Guest writes go through [`Fuzz::gw`] so that the shadow stays exact and
 //! the model learns which rings a guest corrupted.
 use super::bytes::{addr_at, e, le32};
-use super::env::{FuzzEnv, OpLog, Scribble};
+use super::env::{Counts, FuzzEnv, Maps, OpLog, Scribble};
 use super::layout::{va, GUARDS, MEM, MEM_PAGES, NDOM, PAGE, RO_PAGE, VIPL_OFF};
 use super::model::{MRing, Plan, VRule};
 use super::predict::ERRNOS;
 use crate::abi::{errno, op, MAX_MSG_SIZE};
 use crate::engine::Engine;
 use crate::env::{DomId, Env};
+use crate::sim::maps::RingMaps;
 use crate::sim::{Sim, SimFrame, VA_BASE};
 use std::string::String;
 use std::sync::Mutex;
+use std::vec;
 use std::vec::Vec;
 
 /// The harness: one input's run.
@@ -24,20 +26,60 @@ pub(super) struct Fuzz {
     pub(super) engine: Engine<FuzzEnv>,
     /// Each domain's memory as it must be (guest writes applied).
     pub(super) shadow: Vec<Vec<u8>>,
+    /// Pages (a bit each) where `shadow` may differ from the initial layout.
+    pub(super) dirty: [u64; NDOM],
     pub(super) rings: Vec<MRing>,
     /// Whether the model knows the ring table of each domain.
     pub(super) known: [bool; NDOM],
     pub(super) vip: Vec<VRule>,
-    /// Every page of every domain, pinned by the harness itself so that it
-    /// can compare guest memory with `shadow` in place. Unpinned at the end.
+    /// The harness's own pins ([`Host::view`]).
     pub(super) view: Vec<SimFrame>,
     /// Extra ranges the current operation may write in trusted rings.
     pub(super) allowed: Vec<(DomId, usize, usize)>,
     pub(super) expect_virq: Vec<DomId>,
     pub(super) trace: bool,
     /// The current hypercall, for failure messages.
-    pub(super) last: String,
+    pub(super) last: Last,
     pub(super) vip_todo: VipTodo,
+}
+
+/// What the harness is doing, for failure messages and the trace (made
+/// into text only when needed: formatting every hypercall cost more than
+/// making it).
+pub(super) enum Last {
+    None,
+    Call {
+        d: DomId,
+        cmd: u32,
+        a: [u64; 3],
+        a4: u32,
+        a5: u32,
+        hook: Option<(u32, Scribble)>,
+    },
+    Destroy(DomId),
+    Recv(DomId, u32),
+}
+
+impl core::fmt::Display for Last {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            Last::None => Ok(()),
+            Last::Call {
+                d,
+                cmd,
+                a,
+                a4,
+                a5,
+                hook,
+            } => write!(
+                f,
+                "dom{d} cmd {cmd} args {:#x} {:#x} {:#x} {:#x} {:#x} hook {hook:?}",
+                a[0], a[1], a[2], a4, a5
+            ),
+            Last::Destroy(d) => write!(f, "destroy dom{d}"),
+            Last::Recv(d, port) => write!(f, "recv dom{d} port {port:#x}"),
+        }
+    }
 }
 
 /// What to do about the rule table once the current hypercall is checked.
@@ -49,8 +91,35 @@ pub(super) enum VipTodo {
     Resync,
 }
 
-impl Fuzz {
-    pub(super) fn new(mut shadow: Vec<Vec<u8>>) -> Fuzz {
+/// What a thread keeps from one input to the next: the simulated host and
+/// the shadow of its memory. Making them anew for every input (memfds, page
+/// faults on fresh memory, 132 pins) cost more than most inputs' hypercalls;
+/// instead the pages an input changed are put back as they were.
+pub(super) struct Host {
+    env: FuzzEnv,
+    shadow: Vec<Vec<u8>>,
+    /// Pages (a bit each, per domain) that may differ from the initial
+    /// layout, in memory and shadow alike.
+    dirty: [u64; NDOM],
+    /// Every page of every domain, pinned by the harness itself so that it
+    /// can compare guest memory with `shadow` in place.
+    view: Vec<SimFrame>,
+}
+
+/// Page `p` of domain `d` as every input starts: the guard pages and the
+/// read-only page hold a pattern, the rest is zero.
+fn initial_page(d: usize, p: usize, page: &mut [u8]) {
+    if GUARDS.contains(&p) || p == RO_PAGE {
+        for (i, b) in page.iter_mut().enumerate() {
+            *b = 0xa5 ^ (p as u8) ^ (i as u8).wrapping_mul(7) ^ (d as u8);
+        }
+    } else {
+        page.fill(0);
+    }
+}
+
+impl Host {
+    pub(super) fn new() -> Host {
         let doms: Vec<DomId> = (0..NDOM as DomId).collect();
         let sim = Sim::new(&doms, MEM_PAGES);
         let mut view = Vec::with_capacity(NDOM * MEM_PAGES);
@@ -60,39 +129,73 @@ impl Fuzz {
                     view.push(sim.pin_frame(Sim::gfn(d, p)).unwrap());
                 }
             });
+            sim.set_readonly(d, RO_PAGE, true);
         }
-        shadow.resize_with(NDOM, Vec::new);
-        for m in shadow.iter_mut() {
-            m.clear();
-            m.resize(MEM, 0);
-        }
-        for (d, mem) in shadow.iter_mut().enumerate() {
-            sim.set_readonly(d as DomId, RO_PAGE, true);
-            for &p in GUARDS.iter().chain(&[RO_PAGE]) {
-                let page = &mut mem[p * PAGE..(p + 1) * PAGE];
-                for (i, b) in page.iter_mut().enumerate() {
-                    *b = 0xa5 ^ (p as u8) ^ (i as u8).wrapping_mul(7) ^ (d as u8);
-                }
-                sim.write(d as DomId, va(p * PAGE), page);
-            }
-        }
-        Fuzz {
+        let mut host = Host {
             env: FuzzEnv {
                 sim,
-                pins: Mutex::new([[0; MEM_PAGES]; NDOM]),
+                pins: Mutex::new(Counts::new()),
+                maps: Mutex::new(Maps {
+                    cache: RingMaps::new(),
+                    count: Counts::new(),
+                }),
                 log: Mutex::new(OpLog::default()),
             },
+            shadow: vec![vec![0; MEM]; NDOM],
+            // Everything, once: memory and shadow get the initial layout.
+            dirty: [(1 << MEM_PAGES) - 1; NDOM],
+            view,
+        };
+        host.reset();
+        host
+    }
+
+    /// Put every page the last input changed back to the initial layout.
+    fn reset(&mut self) {
+        for d in 0..NDOM {
+            let mut dirty = core::mem::take(&mut self.dirty[d]);
+            while dirty != 0 {
+                let p = dirty.trailing_zeros() as usize;
+                dirty &= dirty - 1;
+                let page = &mut self.shadow[d][p * PAGE..(p + 1) * PAGE];
+                initial_page(d, p, page);
+                self.env.sim.write(d as DomId, va(p * PAGE), page);
+            }
+        }
+    }
+}
+
+impl Fuzz {
+    /// A run on `host`, its memory reset to the initial layout and its
+    /// engine new.
+    pub(super) fn new(mut host: Host) -> Fuzz {
+        host.reset();
+        // The last input left nothing behind (`finish` checked it).
+        debug_assert_eq!(host.env.maps.lock().unwrap().cache.live(), 0);
+        *host.env.log.lock().unwrap() = OpLog::default();
+        Fuzz {
+            env: host.env,
             engine: Engine::new(),
-            shadow,
+            shadow: host.shadow,
+            dirty: [0; NDOM],
             rings: Vec::new(),
             known: [true; NDOM],
             vip: Vec::new(),
-            view,
+            view: host.view,
             allowed: Vec::new(),
             expect_virq: Vec::new(),
             trace: std::env::var_os("V4V_FUZZ_TRACE").is_some(),
-            last: String::new(),
+            last: Last::None,
             vip_todo: VipTodo::Nothing,
+        }
+    }
+
+    /// Mark `len` bytes of `d`'s shadow at `off` as changed from the initial
+    /// layout.
+    pub(super) fn dirty(&mut self, d: DomId, off: usize, len: usize) {
+        if len > 0 {
+            let (first, last) = (off / PAGE, (off + len - 1) / PAGE);
+            self.dirty[d as usize] |= (u64::MAX >> (63 - last)) & (u64::MAX << first);
         }
     }
 
@@ -106,6 +209,7 @@ impl Fuzz {
         }
         self.env.sim.write(d, va(off), &bytes[..n]);
         self.shadow[d as usize][off..off + n].copy_from_slice(&bytes[..n]);
+        self.dirty(d, off, n);
         self.touch(d, off, n);
     }
 
@@ -113,6 +217,7 @@ impl Fuzz {
     pub(super) fn gw_legit(&mut self, d: DomId, off: usize, bytes: &[u8]) {
         self.env.sim.write(d, va(off), bytes);
         self.shadow[d as usize][off..off + bytes.len()].copy_from_slice(bytes);
+        self.dirty(d, off, bytes.len());
     }
 
     pub(super) fn touch(&mut self, d: DomId, off: usize, len: usize) {
@@ -178,28 +283,25 @@ impl Fuzz {
     ) -> i64 {
         self.allowed.clear();
         self.expect_virq.clear();
-        self.last = std::format!(
-            "dom{d} cmd {cmd} args {:#x} {:#x} {:#x} {:#x} {:#x} hook {hook:?}",
-            a[0],
-            a[1],
-            a[2],
+        self.last = Last::Call {
+            d,
+            cmd,
+            a,
             a4,
-            a5
-        );
+            a5,
+            hook: hook.clone(),
+        };
         let (allowed, plan) = if checked {
             self.plan(d, cmd, a, a4, a5)
         } else {
             (Vec::new(), Plan::None)
         };
-        *self.env.log.lock().unwrap() = OpLog {
-            hook,
-            ..OpLog::default()
-        };
+        self.env.begin(hook);
         let rv = self.env.sim.as_dom(d, || {
             self.engine
                 .hypercall(&self.env, cmd, a[0], a[1], a[2], a4, a5)
         });
-        let log = core::mem::take(&mut *self.env.log.lock().unwrap());
+        let log = self.env.end();
         if self.trace {
             std::eprintln!("  {} -> {rv}", self.last);
         }
@@ -256,6 +358,7 @@ impl Fuzz {
             );
         }
         self.check_memory(&log);
+        self.env.recycle(log);
         self.check_invariants();
         // Listings of the rule table are hypercalls of their own: after this
         // one is fully checked.
@@ -320,7 +423,7 @@ impl Fuzz {
     }
 
     pub(super) fn destroy(&mut self, d: DomId) {
-        self.last = std::format!("destroy dom{d}");
+        self.last = Last::Destroy(d);
         if self.trace {
             std::eprintln!("  {}", self.last);
         }
@@ -330,9 +433,9 @@ impl Fuzz {
                 expect.push(w);
             }
         }
-        *self.env.log.lock().unwrap() = OpLog::default();
+        self.env.begin(None);
         self.engine.domain_destroy(&self.env, d);
-        let log = core::mem::take(&mut *self.env.log.lock().unwrap());
+        let log = self.env.end();
         for w in expect {
             assert!(
                 log.virqs.contains(&w),
@@ -360,20 +463,36 @@ impl Fuzz {
             assert_eq!(self.env.sim.pins(d), mine, "{}: pins left", self.last);
         }
         self.check_memory(&log);
+        self.env.recycle(log);
         self.check_invariants();
     }
 
-    /// Destroy every domain; returns the shadow buffers for reuse.
-    pub(super) fn finish(mut self) -> Vec<Vec<u8>> {
+    /// Destroy every domain, check that nothing is left (pins, ring
+    /// mappings, a byte of memory the model does not account for), and
+    /// hand the host back for the next input.
+    pub(super) fn finish(mut self) -> Host {
         let mut s = String::new();
         self.engine.dump(&mut s).unwrap();
         for d in 0..NDOM as DomId {
             self.destroy(d);
         }
-        for f in self.view.drain(..) {
-            self.env.sim.unpin_frame(f);
+        let mine = (NDOM * MEM_PAGES) as u32; // the harness's own view
+        assert_eq!(
+            self.env.sim.all_pins(),
+            mine,
+            "frames still pinned at the end"
+        );
+        assert_eq!(
+            self.env.maps.lock().unwrap().cache.live(),
+            0,
+            "rings still mapped at the end"
+        );
+        self.check_all_memory();
+        Host {
+            env: self.env,
+            shadow: self.shadow,
+            dirty: self.dirty,
+            view: self.view,
         }
-        assert_eq!(self.env.sim.all_pins(), 0, "frames still pinned at the end");
-        core::mem::take(&mut self.shadow)
     }
 }

@@ -54,25 +54,26 @@ mod tests;
 pub use env::{FuzzEnv, FuzzFrame};
 
 use decode::Input;
-use harness::Fuzz;
+use harness::{Fuzz, Host};
 use layout::MAX_OPS;
-use std::vec::Vec;
 
 /// Decode `data` into operations, run them, check everything after each.
 pub fn run(data: &[u8]) {
-    // The harness's own large buffers are reused from run to run (fresh ones
-    // cost more page faults than the rest of a short run).
+    // The simulated host is kept from run to run, reset to its initial
+    // layout (creating one cost more than most runs). A run that panicked
+    // took it along: the next run makes a new one.
     std::thread_local! {
-        static SHADOWS: core::cell::RefCell<Vec<Vec<u8>>> =
-            const { core::cell::RefCell::new(Vec::new()) };
+        static HOST: core::cell::RefCell<Option<Host>> =
+            const { core::cell::RefCell::new(None) };
     }
-    let mut f = Fuzz::new(SHADOWS.with(|s| s.take()));
+    let host = HOST.with(|h| h.take()).unwrap_or_else(Host::new);
+    let mut f = Fuzz::new(host);
     let mut inp = Input { d: data, i: 0 };
     let mut ops = 0;
     while !inp.done() && ops < MAX_OPS {
         f.step(&mut inp);
         ops += 1;
     }
-    let shadow = f.finish();
-    SHADOWS.with(|s| *s.borrow_mut() = shadow);
+    let host = f.finish();
+    HOST.with(|h| *h.borrow_mut() = Some(host));
 }

@@ -6,7 +6,7 @@
 //! goes through [`Fuzz::call`]; the checks are all there.
 use super::bytes::{addr_at, addr_bytes, le16, le32};
 use super::decode::Input;
-use super::harness::Fuzz;
+use super::harness::{Fuzz, Last};
 use super::layout::{va, ARGS_LEN, GUARDS, MEM_PAGES, NDOM, PAGE, RO_PAGE, SLOTS};
 use super::model::{frames_for, valid_ring_len, MRing};
 use crate::abi::{
@@ -308,7 +308,7 @@ impl Fuzz {
     pub(super) fn recv(&mut self, i: usize, count: Option<u8>) {
         let r = &self.rings[i];
         let d = r.dom;
-        self.last = std::format!("recv dom{d} port {:#x}", r.port);
+        self.last = Last::Recv(d, r.port);
         let hdr = r.hdr();
         if !r.trusted {
             // A confused receiver: take tx_ptr as its new rx_ptr.
