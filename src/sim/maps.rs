@@ -24,8 +24,10 @@ use std::vec::Vec;
 
 /// Most mappings kept (live or not).
 const MAX_ENTRIES: usize = 128;
-/// Most pages kept mapped in all of them (address space, not memory).
-const MAX_PAGES: usize = 1 << 16;
+/// Most VMAs (runs of consecutive frames, plus the two guards) kept in all
+/// of them: a ring of 4097 frames that alternate between two pages is 4099
+/// VMAs, and Linux allows a process 65530 by default.
+const MAX_VMAS: usize = 1 << 14;
 
 struct Entry {
     /// The frames in ring order, each `dom << 32 | pfn` (compared as one
@@ -33,6 +35,8 @@ struct Entry {
     key: Vec<u64>,
     /// Start of the reservation: a guard page, the frames, a guard page.
     base: *mut u8,
+    /// Runs of consecutive frames (one VMA each).
+    runs: usize,
     live: bool,
     /// When it was last handed out (for eviction).
     used: u64,
@@ -41,6 +45,10 @@ struct Entry {
 impl Entry {
     fn pages(&self) -> usize {
         self.key.len()
+    }
+
+    fn vmas(&self) -> usize {
+        self.runs + 2
     }
 
     /// The address the engine gets: the first frame, past the guard page.
@@ -113,8 +121,12 @@ impl RingMaps {
             .iter()
             .map(|&(d, _)| sim.dom(d).map(|d| d.fd).ok_or(PinError::Invalid))
             .collect::<Result<Vec<_>, _>>()?;
-        self.evict(frames.len());
         let n = frames.len();
+        let runs = 1 + frames
+            .windows(2)
+            .filter(|w| w[1] != (w[0].0, w[0].1 + 1))
+            .count();
+        self.evict(runs + 2);
         // SAFETY: reserve fresh address space (guard, frames, guard), then
         // replace the frames' part of it run by run (MAP_FIXED inside our own
         // reservation) with the domains' memfd pages: the same memory,
@@ -151,6 +163,7 @@ impl RingMaps {
         self.entries.push(Entry {
             key,
             base,
+            runs,
             live: true,
             used: self.clock,
         });
@@ -184,12 +197,12 @@ impl RingMaps {
         self.entries.iter().filter(|e| e.live).count()
     }
 
-    /// Make room for a new mapping of `n` frames: drop the least recently
+    /// Make room for a new mapping of `vmas` VMAs: drop the least recently
     /// used unused mappings while the cache is over its bounds.
-    fn evict(&mut self, n: usize) {
+    fn evict(&mut self, vmas: usize) {
         loop {
-            let pages: usize = self.entries.iter().map(Entry::pages).sum();
-            if self.entries.len() < MAX_ENTRIES && pages + n <= MAX_PAGES {
+            let used: usize = self.entries.iter().map(Entry::vmas).sum();
+            if self.entries.len() < MAX_ENTRIES && used + vmas <= MAX_VMAS {
                 return;
             }
             let Some(i) = self

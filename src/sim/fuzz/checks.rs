@@ -48,17 +48,8 @@ impl Fuzz {
             }
             self.dirty(d as DomId, o, l);
         }
-        for &(d, p) in &log.pinned {
-            reach[d as usize] |= 1 << p;
-        }
-        {
-            let maps = self.env.maps.lock().unwrap();
-            for (d, m) in reach.iter_mut().enumerate() {
-                *m |= maps.count.mask(d);
-            }
-        }
         for (d, m) in reach.iter_mut().enumerate() {
-            *m |= self.env.pinned_mask(d);
+            *m |= log.pinned_mask[d] | self.env.pinned_mask(d) | self.env.mapped_mask(d);
         }
         for (d, mut m) in reach.into_iter().enumerate() {
             while m != 0 {
@@ -129,7 +120,7 @@ impl Fuzz {
     /// frame), anything (a frame of a ring the model does not vouch for),
     /// or, in a trusted ring, its tx_ptr and the current message's slot.
     pub(super) fn page_rule(&self, d: DomId, p: usize, log: &OpLog) -> Option<Option<usize>> {
-        if self.env.pin_count(d as usize, p) == 0 && !log.pinned.contains(&(d, p)) {
+        if self.env.pin_count(d as usize, p) == 0 && log.pinned_mask[d as usize] & 1 << p == 0 {
             return None;
         }
         Some(

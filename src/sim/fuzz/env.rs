@@ -41,6 +41,8 @@ pub(super) struct OpLog {
     pub(super) to_guest: Vec<(DomId, usize, usize)>,
     /// Frames pinned, in order.
     pub(super) pinned: Vec<(DomId, usize)>,
+    /// The same pages, a bit each per domain.
+    pub(super) pinned_mask: [u64; NDOM],
     pub(super) virqs: Vec<DomId>,
     /// Guest writes made during the operation (the hook fired).
     pub(super) fired: Vec<(DomId, usize, usize)>,
@@ -114,15 +116,23 @@ pub(super) struct Maps {
 /// lets a guest write its memory in the middle of a hypercall.
 pub struct FuzzEnv {
     pub(super) sim: Sim,
-    pub(super) pins: Mutex<Counts>,
+    /// The record and the pin counts, under one lock (taken once a frame
+    /// when the engine pins a ring's thousands).
+    pub(super) rec: Mutex<Rec>,
     pub(super) maps: Mutex<Maps>,
-    pub(super) log: Mutex<OpLog>,
 }
 
-impl FuzzEnv {
-    pub(super) fn tick(&self) {
-        let mut log = self.log.lock().unwrap();
-        match &mut log.hook {
+/// What [`FuzzEnv`] keeps under its lock.
+pub(super) struct Rec {
+    pub(super) log: OpLog,
+    pub(super) pins: Counts,
+}
+
+impl Rec {
+    /// The racing guest write, when its turn has come (one more guest
+    /// access by the engine).
+    fn tick(&mut self, sim: &Sim) {
+        match &mut self.log.hook {
             None => return,
             Some((n, _)) if *n > 0 => {
                 *n -= 1;
@@ -130,29 +140,60 @@ impl FuzzEnv {
             }
             Some(_) => {}
         }
-        let (_, s) = log.hook.take().unwrap();
-        self.sim.write(s.dom, va(s.off), &s.bytes);
-        log.fired.push((s.dom, s.off, s.bytes.len()));
+        let (_, s) = self.log.hook.take().unwrap();
+        sim.write(s.dom, va(s.off), &s.bytes);
+        self.log.fired.push((s.dom, s.off, s.bytes.len()));
+    }
+}
+
+impl FuzzEnv {
+    pub(super) fn new(sim: Sim) -> FuzzEnv {
+        FuzzEnv {
+            sim,
+            rec: Mutex::new(Rec {
+                log: OpLog::default(),
+                pins: Counts::new(),
+            }),
+            maps: Mutex::new(Maps {
+                cache: RingMaps::new(),
+                count: Counts::new(),
+            }),
+        }
+    }
+
+    fn tick(&self) {
+        self.rec.lock().unwrap().tick(&self.sim);
     }
 
     pub(super) fn pins_of(&self, d: usize) -> u32 {
-        self.pins.lock().unwrap().total(d)
+        self.rec.lock().unwrap().pins.total(d)
     }
 
     pub(super) fn pin_count(&self, d: usize, p: usize) -> u32 {
-        self.pins.lock().unwrap().get(d, p)
+        self.rec.lock().unwrap().pins.get(d, p)
     }
 
     /// Pages of `d` pinned by the engine, a bit each.
     pub(super) fn pinned_mask(&self, d: usize) -> u64 {
-        self.pins.lock().unwrap().mask(d)
+        self.rec.lock().unwrap().pins.mask(d)
+    }
+
+    /// Pages of `d` in a ring mapping the engine holds, a bit each.
+    pub(super) fn mapped_mask(&self, d: usize) -> u64 {
+        self.maps.lock().unwrap().count.mask(d)
+    }
+
+    /// Ring mappings the engine holds.
+    pub(super) fn live_maps(&self) -> usize {
+        self.maps.lock().unwrap().cache.live()
     }
 
     /// Start recording an operation (the log's buffers are reused).
     pub(super) fn begin(&self, hook: Option<(u32, Scribble)>) {
-        let mut log = self.log.lock().unwrap();
+        let log = &mut self.rec.lock().unwrap().log;
         log.to_guest.clear();
         log.pinned.clear();
+        log.pinned_mask = [0; NDOM];
         log.virqs.clear();
         log.fired.clear();
         log.mapped = [0; NDOM];
@@ -161,12 +202,12 @@ impl FuzzEnv {
 
     /// The record of the operation since `begin`.
     pub(super) fn end(&self) -> OpLog {
-        core::mem::take(&mut *self.log.lock().unwrap())
+        core::mem::take(&mut self.rec.lock().unwrap().log)
     }
 
     /// Give the record back once checked (for its buffers).
     pub(super) fn recycle(&self, log: OpLog) {
-        *self.log.lock().unwrap() = log;
+        self.rec.lock().unwrap().log = log;
     }
 }
 
@@ -194,18 +235,20 @@ impl Env for FuzzEnv {
         if r.is_ok() && len > 0 {
             let dom = self.current_domain();
             let off = (dst - VA_BASE) as usize;
-            self.log.lock().unwrap().to_guest.push((dom, off, len));
+            self.rec.lock().unwrap().log.to_guest.push((dom, off, len));
         }
         r
     }
 
     fn pin_frame(&self, gfn: u64) -> Result<FuzzFrame, PinError> {
-        self.tick();
+        let mut rec = self.rec.lock().unwrap();
+        rec.tick(&self.sim);
         let inner = self.sim.pin_frame(gfn)?;
         let dom = self.current_domain();
         let pfn = (gfn - gfn_base(dom)) as usize;
-        self.pins.lock().unwrap().add(dom, pfn);
-        self.log.lock().unwrap().pinned.push((dom, pfn));
+        rec.pins.add(dom, pfn);
+        rec.log.pinned.push((dom, pfn));
+        rec.log.pinned_mask[dom as usize] |= 1 << pfn;
         Ok(FuzzFrame { inner, dom, pfn })
     }
 
@@ -213,35 +256,40 @@ impl Env for FuzzEnv {
         let pages: Vec<(DomId, usize)> = frames.iter().map(|f| (f.dom, f.pfn)).collect();
         let mut maps = self.maps.lock().unwrap();
         let va = maps.cache.map(&self.sim, &pages)?;
-        let mut log = self.log.lock().unwrap();
+        let mut mapped = [0u64; NDOM];
         for (d, p) in pages {
             maps.count.add(d, p);
-            log.mapped[d as usize] |= 1 << p;
+            mapped[d as usize] |= 1 << p;
+        }
+        let log = &mut self.rec.lock().unwrap().log;
+        for (m, new) in log.mapped.iter_mut().zip(mapped) {
+            *m |= new;
         }
         Ok(va)
     }
 
     fn unmap_frames(&self, va: core::ptr::NonNull<u8>, count: usize) {
         let mut maps = self.maps.lock().unwrap();
-        let Maps {
-            cache,
-            count: mapped,
-        } = &mut *maps;
-        let mut log = self.log.lock().unwrap();
+        let Maps { cache, count: acc } = &mut *maps;
+        let mut mapped = [0u64; NDOM];
         for (d, p) in cache.unmap(va, count) {
-            assert!(mapped.sub(d, p), "unmap of a frame that is not mapped");
-            log.mapped[d as usize] |= 1 << p;
+            assert!(acc.sub(d, p), "unmap of a frame that is not mapped");
+            mapped[d as usize] |= 1 << p;
+        }
+        let log = &mut self.rec.lock().unwrap().log;
+        for (m, new) in log.mapped.iter_mut().zip(mapped) {
+            *m |= new;
         }
     }
 
     fn unpin_frame(&self, frame: FuzzFrame) {
-        let unpinned = self.pins.lock().unwrap().sub(frame.dom, frame.pfn);
+        let unpinned = self.rec.lock().unwrap().pins.sub(frame.dom, frame.pfn);
         assert!(unpinned, "unpin of a frame that is not pinned");
         self.sim.unpin_frame(frame.inner);
     }
 
     fn raise_virq(&self, dom: DomId) {
-        self.log.lock().unwrap().virqs.push(dom);
+        self.rec.lock().unwrap().log.virqs.push(dom);
         self.sim.raise_virq(dom);
     }
 }

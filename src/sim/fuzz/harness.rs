@@ -6,17 +6,15 @@
 //! Guest writes go through [`Fuzz::gw`] so that the shadow stays exact and
 //! the model learns which rings a guest corrupted.
 use super::bytes::{addr_at, e, le32};
-use super::env::{Counts, FuzzEnv, Maps, OpLog, Scribble};
+use super::env::{FuzzEnv, Scribble};
 use super::layout::{va, GUARDS, MEM, MEM_PAGES, NDOM, PAGE, RO_PAGE, VIPL_OFF};
 use super::model::{MRing, Plan, VRule};
 use super::predict::ERRNOS;
 use crate::abi::{errno, op, MAX_MSG_SIZE};
 use crate::engine::Engine;
 use crate::env::{DomId, Env};
-use crate::sim::maps::RingMaps;
 use crate::sim::{Sim, SimFrame, VA_BASE};
 use std::string::String;
-use std::sync::Mutex;
 use std::vec;
 use std::vec::Vec;
 
@@ -132,15 +130,7 @@ impl Host {
             sim.set_readonly(d, RO_PAGE, true);
         }
         let mut host = Host {
-            env: FuzzEnv {
-                sim,
-                pins: Mutex::new(Counts::new()),
-                maps: Mutex::new(Maps {
-                    cache: RingMaps::new(),
-                    count: Counts::new(),
-                }),
-                log: Mutex::new(OpLog::default()),
-            },
+            env: FuzzEnv::new(sim),
             shadow: vec![vec![0; MEM]; NDOM],
             // Everything, once: memory and shadow get the initial layout.
             dirty: [(1 << MEM_PAGES) - 1; NDOM],
@@ -171,8 +161,7 @@ impl Fuzz {
     pub(super) fn new(mut host: Host) -> Fuzz {
         host.reset();
         // The last input left nothing behind (`finish` checked it).
-        debug_assert_eq!(host.env.maps.lock().unwrap().cache.live(), 0);
-        *host.env.log.lock().unwrap() = OpLog::default();
+        debug_assert_eq!(host.env.live_maps(), 0);
         Fuzz {
             env: host.env,
             engine: Engine::new(),
@@ -482,11 +471,7 @@ impl Fuzz {
             mine,
             "frames still pinned at the end"
         );
-        assert_eq!(
-            self.env.maps.lock().unwrap().cache.live(),
-            0,
-            "rings still mapped at the end"
-        );
+        assert_eq!(self.env.live_maps(), 0, "rings still mapped at the end");
         self.check_all_memory();
         Host {
             env: self.env,

@@ -187,10 +187,10 @@ impl Fuzz {
         let contiguous = SLOTS
             .iter()
             .any(|s| n <= s.cap && p.pfns.iter().enumerate().all(|(i, &pf)| pf == s.ring + i));
-        let exclusive = p
-            .pfns
-            .iter()
-            .all(|&pf| self.env.pin_count(d as usize, pf) == 1);
+        // Each distinct page once (a ring may list thousands of frames).
+        let listed = p.pfns.iter().fold(0u64, |m, &pf| m | 1 << pf);
+        let pages = || (0..MEM_PAGES).filter(move |&pf| listed & 1 << pf != 0);
+        let exclusive = pages().all(|pf| self.env.pin_count(d as usize, pf) == 1);
         let laid_out =
             contiguous && exclusive && self.known[d as usize] && p.ring_va == va(p.pfns[0] * PAGE);
         let mut msgs = VecDeque::new();
@@ -224,7 +224,7 @@ impl Fuzz {
         });
         // Frames shared between rings (or listed twice): the rings write
         // over each other, so none of them can be checked.
-        for &pf in &p.pfns {
+        for pf in pages() {
             if self.env.pin_count(d as usize, pf) > 1 {
                 for r in self.rings.iter_mut().filter(|r| r.dom == d) {
                     if r.pages.contains(&pf) {
