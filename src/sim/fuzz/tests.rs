@@ -44,29 +44,6 @@ fn regressions(dir: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     out
 }
 
-/// Every file of the directories in `V4V_FUZZ_CORPUS` (separated by `:`),
-/// in name order, each named on stderr before it runs: replays a grown
-/// corpus with the host build, e.g. with `V4V_FUZZ_TRACE=1` to compare the
-/// hypercalls and results of two versions of the harness.
-#[test]
-#[ignore = "needs V4V_FUZZ_CORPUS"]
-fn replay_corpus() {
-    let dirs = std::env::var("V4V_FUZZ_CORPUS").expect("V4V_FUZZ_CORPUS=dir[:dir...]");
-    for dir in dirs.split(':').filter(|d| !d.is_empty()) {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .expect("corpus directory")
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        for p in files {
-            std::eprintln!("input {}", p.file_name().unwrap().to_string_lossy());
-            run(&std::fs::read(&p).unwrap());
-        }
-    }
-}
-
 /// Inputs that once failed (fixed since): `fuzz/regressions/`.
 #[test]
 fn fuzz_regressions() {
