@@ -13,19 +13,23 @@
 # nightly-only flags (-Zsanitizer=address, ...) to rustc, which stable accepts
 # with RUSTC_BOOTSTRAP=1. cargo-fuzz itself is installed on first use.
 #
-# Sanitizer: the target is built without one by default (FUZZ_SANITIZER=none)
-# and fuzzed at several times the speed of an AddressSanitizer build; then
-# every input of the corpus (and fuzz/regressions/) is run once more through
-# an ASan build (FUZZ_ASAN_REPLAY=1, the default), so a memory error that an
-# input of the corpus causes is still reported. FUZZ_SANITIZER=address fuzzes
-# under ASan throughout (slower, no replay needed). Each sanitizer builds in
-# its own target directory (fuzz/target/<sanitizer>/), so switching does not
-# rebuild. fuzz/README.md has the figures.
+# Build: by default without a sanitizer (FUZZ_SANITIZER=none) and without
+# libFuzzer's comparison tracing (FUZZ_TRACE_COMPARES=0), about 9 times the
+# speed of cargo-fuzz's defaults (ASan and trace-compares); every check of
+# the harness is the same in every build. After fuzzing, every input of the
+# corpus (and fuzz/regressions/) is run once more through an ASan build
+# (FUZZ_ASAN_REPLAY=1, the default), so a memory error that an input of the
+# corpus causes is still reported. FUZZ_SANITIZER=address fuzzes under ASan
+# throughout (no replay then); FUZZ_TRACE_COMPARES=1 gives libFuzzer the
+# comparison operands to mutate with. Each build has its own target
+# directory (fuzz/target/<sanitizer>[-tc]/), so switching does not rebuild.
+# fuzz/README.md has the figures.
 #
 # Environment: FUZZ_SECONDS (60), FUZZ_RUNS (unset: run for FUZZ_SECONDS),
 # FUZZ_SEED (1; with FUZZ_RUNS, libFuzzer's -seed), FUZZ_TARGET (ops),
 # FUZZ_JOBS (1), FUZZ_NICE (10, the niceness to run at), FUZZ_SANITIZER
-# (none | address), FUZZ_ASAN_REPLAY (1 | 0), FUZZ_ARGS (extra libFuzzer
+# (none | address), FUZZ_TRACE_COMPARES (0 | 1), FUZZ_ASAN_REPLAY (1 | 0),
+# FUZZ_ARGS (extra libFuzzer
 # flags). The corpus grows in fuzz/corpus/<target> (not committed); inputs
 # that once failed live in fuzz/regressions/ and seed every run. A crash
 # leaves its input in fuzz/artifacts/<target>/ and makes this script exit
@@ -41,11 +45,16 @@ JOBS="${FUZZ_JOBS:-1}"
 NICE="${FUZZ_NICE:-10}"
 SAN="${FUZZ_SANITIZER:-none}"
 ASAN_REPLAY="${FUZZ_ASAN_REPLAY:-1}"
+TC="${FUZZ_TRACE_COMPARES:-0}"
 CARGO=(cargo "+$TOOLCHAIN")
 
 case "$SAN" in
     none | address) ;;
     *) echo "fuzz.sh: FUZZ_SANITIZER must be none or address" >&2; exit 2 ;;
+esac
+case "$TC" in
+    0 | 1) ;;
+    *) echo "fuzz.sh: FUZZ_TRACE_COMPARES must be 0 or 1" >&2; exit 2 ;;
 esac
 
 if ! "${CARGO[@]}" fuzz --version >/dev/null 2>&1; then
@@ -64,7 +73,11 @@ trap 'rm -f "$LOG"' EXIT
 
 # The cargo-fuzz flags that pick a build (the same for build and run).
 build_flags() {
-    echo "-s $1 --target-dir target/$1"
+    if [ "$TC" = 1 ]; then
+        echo "-s $1 --target-dir target/$1-tc"
+    else
+        echo "-s $1 --no-trace-compares --target-dir target/$1"
+    fi
 }
 
 # shellcheck disable=SC2046
@@ -76,7 +89,8 @@ if [ -n "$RUNS" ]; then
     LIMIT=(-runs="$RUNS" -seed="$SEED")
     WHAT="for $RUNS executions (seed $SEED)"
 fi
-echo "fuzz.sh: running $TARGET $WHAT ($JOBS job(s), sanitizer $SAN)"
+BUILD="sanitizer $SAN, trace-compares $TC"
+echo "fuzz.sh: running $TARGET $WHAT ($JOBS job(s), $BUILD)"
 PAR=()
 if [ "$JOBS" -gt 1 ]; then
     PAR=(-jobs="$JOBS" -workers="$JOBS")
@@ -98,7 +112,7 @@ fi
 execs=$(awk '/stat::number_of_executed_units/ { s += $NF } END { print s + 0 }' "$LOG")
 secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
 rate=$(awk -v n="$execs" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print 0 }')
-echo "fuzz.sh: $TARGET: $execs executions in ${secs}s ($rate/s, sanitizer $SAN), exit status $rc"
+echo "fuzz.sh: $TARGET: $execs executions in ${secs}s ($rate/s, $BUILD), exit status $rc"
 if [ "$rc" != 0 ]; then
     echo "fuzz.sh: FAILURE; the input is in fuzz/artifacts/$TARGET/ (reproduce with" \
          "V4V_FUZZ_INPUT=<file> V4V_FUZZ_TRACE=1 cargo +1.95.0 test -p v4v --lib" \
