@@ -48,6 +48,9 @@ pub trait Env: Sync {
     /// The domain making the current hypercall.
     fn current_domain(&self) -> DomId;
 
+    /// The calling vCPU's number within its domain.
+    fn current_vcpu(&self) -> u32;
+
     /// Whether the calling domain may change the viptables (dom0).
     fn current_is_privileged(&self) -> bool;
 
@@ -107,9 +110,10 @@ pub trait Env: Sync {
     /// Only called with no lock held.
     fn preempt_check(&self) -> bool;
 
-    /// Arrange for the current hypercall to be made again with these
-    /// arguments (the progress is encoded in them), and return the value to
-    /// return from this one (Xen: `hypercall_create_continuation`).
+    /// Arrange for the current hypercall to be made again, by the same vCPU,
+    /// with these arguments, and return the value to return from this one
+    /// (Xen: `hypercall_create_continuation`). The engine keeps the
+    /// progress itself: the guest sees no change in its arguments.
     fn continuation(&self, cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u32) -> i64;
 
     /// Let the CPU do pending work (Xen: `process_pending_softirqs`), in

@@ -28,5 +28,7 @@ pub mod viptables;
 #[cfg(target_os = "none")]
 mod xen;
 
-#[cfg(not(target_os = "none"))]
+// The simulated hypervisor: for tests, the fuzz target and the benchmarks
+// (the `sim` feature, which the dev-dependencies turn on), not the rest.
+#[cfg(all(not(target_os = "none"), any(test, feature = "sim")))]
 pub mod sim;

@@ -27,6 +27,8 @@ pub const L_RING: u8 = 3;
 pub const L_VIPTABLES: u8 = 4;
 /// Leaf: the domains being torn down. Nothing is taken while it is held.
 pub const L_DYING: u8 = 5;
+/// Leaf: one domain's records of preempted notify calls.
+pub const L_RESUME: u8 = 6;
 
 /// A mutual-exclusion lock of the hypervisor (Xen: `spinlock_t`).
 ///

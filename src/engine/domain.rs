@@ -3,10 +3,11 @@ use super::{MAX_PAGES_PER_DOMAIN, MAX_RINGS_PER_DOMAIN, MAX_WAITS_PER_DOMAIN};
 use crate::abi::DOMID_ANY;
 use crate::env::{DomId, Env};
 use crate::error::{Error, Result};
-use crate::lock::{RwLock, L_RINGS};
+use crate::lock::{Mutex, RwLock, L_RESUME, L_RINGS};
 use crate::ring::{Ring, RingKey, RingState, WaitQuota};
 use crate::shared::Shared;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Rings the debug dump prints between two looks for pending work.
 const DUMP_RINGS_PER_STEP: usize = 16;
@@ -62,6 +63,14 @@ impl<E: Env> RingTable<E> {
     }
 }
 
+/// Where a preempted notify goes on: the call (its vCPU and ring data
+/// address) and its progress (see `notify`).
+struct Resume {
+    vcpu: u32,
+    rd: u64,
+    progress: u32,
+}
+
 /// Everything V4V holds for one domain.
 pub struct DomainState<E: Env> {
     pub id: DomId,
@@ -69,6 +78,10 @@ pub struct DomainState<E: Env> {
     pub rings: RwLock<RingTable<E>, L_RINGS, E::RwLock>,
     /// Waits this domain has queued on rings, against `MAX_WAITS_PER_DOMAIN`.
     waits: Shared<WaitQuota>,
+    /// Preempted notify calls, at most one a vCPU (a leaf lock); `resuming`
+    /// counts them, so that a notify skips the lock when there are none.
+    resumes: Mutex<Vec<Resume>, L_RESUME, E::Mutex>,
+    resuming: AtomicUsize,
 }
 
 impl<E: Env> DomainState<E> {
@@ -83,7 +96,47 @@ impl<E: Env> DomainState<E> {
             rings: RwLock::try_new(table).map_err(|_| Error::NoMem)?,
             waits: Shared::try_new(WaitQuota::new(MAX_WAITS_PER_DOMAIN))
                 .map_err(|_| Error::NoMem)?,
+            resumes: Mutex::try_new(Vec::new()).map_err(|_| Error::NoMem)?,
+            resuming: AtomicUsize::new(0),
         })
+    }
+
+    /// The progress a preempted notify of `vcpu` with ring data `rd`
+    /// recorded, taken (0 for a fresh call). A record of that vCPU for
+    /// another call is dropped: the vCPU made another call meanwhile, and
+    /// the preempted one starts over when it comes back.
+    pub fn take_resume(&self, vcpu: u32, rd: u64) -> u32 {
+        if self.resuming.load(Ordering::Acquire) == 0 {
+            return 0;
+        }
+        let mut resumes = self.resumes.lock();
+        let Some(i) = resumes.iter().position(|r| r.vcpu == vcpu) else {
+            return 0;
+        };
+        let r = resumes.swap_remove(i);
+        self.resuming.store(resumes.len(), Ordering::Release);
+        if r.rd == rd {
+            r.progress
+        } else {
+            0
+        }
+    }
+
+    /// Record where a preempted notify of `vcpu` goes on; false when there
+    /// is no memory for the record (the call then goes on without
+    /// stopping).
+    pub fn save_resume(&self, vcpu: u32, rd: u64, progress: u32) -> bool {
+        let mut resumes = self.resumes.lock();
+        if let Some(r) = resumes.iter_mut().find(|r| r.vcpu == vcpu) {
+            *r = Resume { vcpu, rd, progress };
+            return true;
+        }
+        if resumes.try_reserve(1).is_err() {
+            return false;
+        }
+        resumes.push(Resume { vcpu, rd, progress });
+        self.resuming.store(resumes.len(), Ordering::Release);
+        true
     }
 
     /// Queue this domain's wait for `space` bytes on a ring (or update the

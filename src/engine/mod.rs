@@ -31,7 +31,8 @@
 //! message (at most `V4V_MAX_MSG_SIZE`, atomic by the ABI). Work that grows
 //! (notify's entries, teardown's rings and frames, the debug dump) checks
 //! for preemption between bounded steps, with no lock held, and continues
-//! in a hypercall continuation or a later call of the preemptible teardown.
+//! in a hypercall continuation (the engine keeps the progress, per vCPU) or
+//! a later call of the preemptible teardown.
 //!
 //! A ring's memory (its pinned frames) is fixed from register to
 //! unregister, so it is read under L2 without L3; the words a guest owns in
@@ -66,13 +67,6 @@ pub const MAX_PAGES_PER_DOMAIN: usize = 65536;
 /// Most waits one domain may have queued on rings (its own or others').
 pub const MAX_WAITS_PER_DOMAIN: u32 = 4096;
 
-/// The low byte of a hypercall's `cmd` is the operation; the rest is zero
-/// from a guest, and carries the progress of a preempted operation in its
-/// continuation (as Xen's `memory_op` does), for the operations that have
-/// one (notify).
-const CMD_OP_MASK: u32 = 0xff;
-const CMD_PROGRESS_SHIFT: u32 = 8;
-
 type DomainTable<E> = RwLock<Vec<Shared<DomainState<E>>>, L_DOMAINS, <E as Env>::RwLock>;
 
 /// All V4V state of the host: domains' rings and the viptables.
@@ -92,11 +86,11 @@ pub struct Engine<E: Env> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Preempted;
 
-/// What an operation that may be preempted returns: done, or the progress
-/// to encode in its continuation.
+/// What an operation that may be preempted returns: done, or stopped at a
+/// preemption point (its progress recorded) to go on in a continuation.
 enum Step<T> {
     Done(T),
-    Continue(u32),
+    Continue,
 }
 
 impl<E: Env> Engine<E> {
@@ -118,24 +112,20 @@ impl<E: Env> Engine<E> {
     #[allow(clippy::too_many_arguments)]
     pub fn hypercall(&self, env: &E, cmd: u32, a1: u64, a2: u64, a3: u64, a4: u32, a5: u32) -> i64 {
         let (p1, p2, p3) = (GuestAddr(a1), GuestAddr(a2), GuestAddr(a3));
-        let progress = cmd >> CMD_PROGRESS_SHIFT;
-        let r = match (cmd & CMD_OP_MASK, progress) {
-            (op::NOTIFY, _) => match self.notify(env, p1, progress) {
-                Ok(Step::Continue(next)) => {
-                    let cmd = op::NOTIFY | (next << CMD_PROGRESS_SHIFT);
-                    return env.continuation(cmd, a1, a2, a3, a4, a5);
-                }
+        let r = match cmd {
+            op::NOTIFY => match self.notify(env, p1) {
+                // The same call again; the engine kept its progress.
+                Ok(Step::Continue) => return env.continuation(cmd, a1, a2, a3, a4, a5),
                 Ok(Step::Done(())) => Ok(0),
                 Err(e) => Err(e),
             },
-            (_, 1..) => Err(Error::NoSys),
-            (op::REGISTER_RING, _) => self.register_ring(env, p1, p2).map(|()| 0),
-            (op::UNREGISTER_RING, _) => self.unregister_ring(env, p1).map(|()| 0),
-            (op::SEND, _) => self.send(env, p1, p2, send::PayloadArg::Buffer(p3, a4), a5),
-            (op::SENDV, _) => self.send(env, p1, p2, send::PayloadArg::Iovs(p3, a4), a5),
-            (op::VIPTABLES_ADD, _) => self.viptables_add(env, p1, a4).map(|()| 0),
-            (op::VIPTABLES_DEL, _) => self.viptables_del(env, p1, a4 as i32).map(|()| 0),
-            (op::VIPTABLES_LIST, _) => self.viptables_list(env, p1).map(|()| 0),
+            op::REGISTER_RING => self.register_ring(env, p1, p2).map(|()| 0),
+            op::UNREGISTER_RING => self.unregister_ring(env, p1).map(|()| 0),
+            op::SEND => self.send(env, p1, p2, send::PayloadArg::Buffer(p3, a4), a5),
+            op::SENDV => self.send(env, p1, p2, send::PayloadArg::Iovs(p3, a4), a5),
+            op::VIPTABLES_ADD => self.viptables_add(env, p1, a4).map(|()| 0),
+            op::VIPTABLES_DEL => self.viptables_del(env, p1, a4 as i32).map(|()| 0),
+            op::VIPTABLES_LIST => self.viptables_list(env, p1).map(|()| 0),
             _ => Err(Error::NoSys),
         };
         match r {

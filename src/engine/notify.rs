@@ -4,13 +4,15 @@
 //! every viptables rule, after a pass over all of the caller's rings and
 //! their waiters. It is done in bounded steps, with a look for pending work
 //! between them (no lock held); when the CPU has other work the hypercall
-//! continues later (a continuation), its progress in the upper bits of
-//! `cmd`:
+//! continues later: Xen makes the same call again from the same vCPU (a
+//! continuation), and the engine keeps where it got to in the caller's
+//! state, for that vCPU and ring data address, so that the guest's
+//! arguments never change:
 //!
 //! | progress | where the call goes on |
 //! |---|---|
 //! | `0 ..= 0xfff` | waking: at the caller's ring of that index (0: a fresh call) |
-//! | `0x1000 + e` | the entries: at entry `e` (`e <= nent`) |
+//! | `0x1000 + e` | the entries: at entry `e` |
 use super::domain::DomainState;
 use super::{Engine, Step};
 use crate::abi::{
@@ -35,8 +37,8 @@ const MATCHES_PER_STEP: usize = 8192;
 const WAKE_WORK_PER_STEP: usize = 256;
 
 impl<E: Env> Engine<E> {
-    /// notify, from `progress` (0 for a fresh call).
-    pub(super) fn notify(&self, env: &E, rd: GuestAddr, progress: u32) -> Result<Step<()>> {
+    /// notify, from where a preempted call of this vCPU got to, if any.
+    pub(super) fn notify(&self, env: &E, rd: GuestAddr) -> Result<Step<()>> {
         let caller = env.current_domain();
         let nent = if rd.is_null() {
             0
@@ -52,27 +54,27 @@ impl<E: Env> Engine<E> {
         } else {
             self.domain(caller)
         };
-        let mut first_ent = 0;
-        if progress < ENTRIES {
-            if let Some(me) = &me {
-                if let Some(next) = wake_fitting(env, me, progress as usize) {
-                    return Ok(Step::Continue(next));
-                }
-            }
-        } else {
-            first_ent = progress - ENTRIES;
-            if first_ent > nent {
-                return Err(Error::Inval);
-            }
-        }
         let Some(me) = me else {
             return Ok(Step::Done(()));
         };
+        let vcpu = env.current_vcpu();
+        let progress = me.take_resume(vcpu, rd.0);
+        // Stop here if the CPU has other work and the progress could be kept.
+        let mut stop = |progress: u32| env.preempt_check() && me.save_resume(vcpu, rd.0, progress);
+        let mut first_ent = 0;
+        if progress < ENTRIES {
+            if wake_fitting(env, &me, progress as usize, &mut stop) {
+                return Ok(Step::Continue);
+            }
+        } else {
+            // The guest may have changed the count meanwhile.
+            first_ent = (progress - ENTRIES).min(nent);
+        }
         let mut at = first_ent as usize;
         let nent = nent as usize;
         while at < nent {
-            if at > first_ent as usize && env.preempt_check() {
-                return Ok(Step::Continue(ENTRIES + at as u32));
+            if at > first_ent as usize && stop(ENTRIES + at as u32) {
+                return Ok(Step::Continue);
             }
             at += self.answer_step(env, rd, &me, at, nent - at)?;
         }
@@ -166,23 +168,30 @@ impl<E: Env> Engine<E> {
 }
 
 /// For every ring of `me` from index `first` on, wake (and dequeue) the
-/// senders whose message now fits. `Some(index)` of the ring to go on at
-/// when the CPU has other work.
-fn wake_fitting<E: Env>(env: &E, me: &DomainState<E>, first: usize) -> Option<u32> {
+/// senders whose message now fits, asking `stop` (with the index to go on
+/// at) between steps; true when it stopped.
+fn wake_fitting<E: Env>(
+    env: &E,
+    me: &DomainState<E>,
+    first: usize,
+    stop: &mut impl FnMut(u32) -> bool,
+) -> bool {
     let mut at = first;
     loop {
         let mut work = 0;
         {
             let table = me.rings.read();
             while work < WAKE_WORK_PER_STEP {
-                let ring = table.rings.get(at)?;
+                let Some(ring) = table.rings.get(at) else {
+                    return false;
+                };
                 at += 1;
                 work += 1 + wake_ring(env, ring);
             }
         }
-        if env.preempt_check() {
-            // Ring indexes are below MAX_RINGS_PER_DOMAIN, far below ENTRIES.
-            return Some(at as u32);
+        // Ring indexes are below MAX_RINGS_PER_DOMAIN, far below ENTRIES.
+        if stop(at as u32) {
+            return true;
         }
     }
 }

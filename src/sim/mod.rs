@@ -14,9 +14,13 @@
 //!
 //! Guest pages are written by the engine through raw pointers while tests
 //! read, rewrite and corrupt them through this module: that is the point.
+//!
+//! [`maps::RingMaps`] is the other way to map rings, for the fuzz target:
+//! every ring in a mapping of its own between guard pages, cached for reuse.
 pub mod client;
 pub mod fuzz;
 pub mod lock;
+pub mod maps;
 
 use crate::abi::PAGE_SIZE;
 use crate::env::{DomId, Env, Fault, PinError};
@@ -94,6 +98,19 @@ pub struct SimFrame {
 std::thread_local! {
     static CURRENT: Cell<DomId> = const { Cell::new(0) };
     static CONTINUE: Cell<Option<Continuation>> = const { Cell::new(None) };
+    /// The calling vCPU: each thread is one vCPU (tests set it).
+    static VCPU: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The continuation the last hypercall on this thread made, taken (for
+/// tests that make hypercalls one at a time).
+pub fn take_continuation() -> Option<Continuation> {
+    CONTINUE.with(|c| c.take())
+}
+
+/// The calling thread acts as vCPU `v` of its domain from now on.
+pub fn set_current_vcpu(v: u32) {
+    VCPU.with(|c| c.set(v));
 }
 
 /// Make one hypercall as a guest does: `call` with the arguments, then
@@ -448,6 +465,10 @@ impl Env for Sim {
     type Frame = SimFrame;
     type Mutex = lock::SimMutex;
     type RwLock = lock::SimRwLock;
+
+    fn current_vcpu(&self) -> u32 {
+        VCPU.with(|c| c.get())
+    }
 
     fn preempt_check(&self) -> bool {
         let n = self.preempt_checks.fetch_add(1, Ordering::Relaxed) + 1;

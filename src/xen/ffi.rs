@@ -24,6 +24,8 @@ unsafe extern "C" {
     pub fn v4v_shim_copy_to_guest(dst: u64, src: *const u8, len: usize) -> i32;
     /// Id of the domain making the current hypercall.
     pub safe fn v4v_shim_current_domid() -> u16;
+    /// The current vCPU's number within its domain.
+    pub safe fn v4v_shim_current_vcpu() -> u32;
     /// Whether the current domain is the control domain (dom0).
     pub safe fn v4v_shim_current_is_privileged() -> bool;
     /// Pin frame `gfn` of the current domain as a writable RAM page.

@@ -54,6 +54,10 @@ impl Env for XenEnv {
     type Mutex = lock::XenSpinlock;
     type RwLock = lock::XenRwLock;
 
+    fn current_vcpu(&self) -> u32 {
+        ffi::v4v_shim_current_vcpu()
+    }
+
     fn preempt_check(&self) -> bool {
         ffi::v4v_shim_preempt_check()
     }

@@ -100,25 +100,69 @@ fn notify_with_many_rules_takes_few_entries_a_step() {
 }
 
 #[test]
-fn continuation_progress_is_checked() {
-    let h = Host::new(&[0, 1, 2], 64);
-    let notify_at = |progress: u32, rd: u64| {
-        let cmd = crate::abi::op::NOTIFY | (progress << 8);
-        h.call(1, cmd, rd, 0, 0, 0, 0)
+fn continuations_leave_the_guest_arguments_alone() {
+    let h = Host::new(&[0, 1, 2], 256);
+    let b = h.guest(2, 4);
+    let _rings: Vec<_> = (0..16u32)
+        .map(|i| {
+            let r = b.ring(&h, 100 + i, DOMID_ANY, 1024);
+            assert_eq!(r.register(&h), 0);
+            r
+        })
+        .collect();
+    // The upper bits of cmd are no progress: an unknown command.
+    let a = h.guest(1, 8);
+    let rd = a.ring_data(&h, &[(addr(2, 100), 0)]);
+    let cmd = crate::abi::op::NOTIFY | (0x1001 << 8);
+    assert_eq!(h.call(1, cmd, rd, 0, 0, 0, 0), -errno::ENOSYS);
+
+    // vCPU 0's notify of 96 entries stops after its first step.
+    h.sim.set_preempt_every(1);
+    let q: Vec<(Addr, u32)> = (0..96u32).map(|i| (addr(2, 100 + i % 16), 0)).collect();
+    let rd0 = a.ring_data(&h, &q);
+    let call = |rd: u64| {
+        h.sim.as_dom(1, || {
+            h.engine
+                .hypercall(&h.sim, crate::abi::op::NOTIFY, rd, 0, 0, 0, 0)
+        })
     };
-    // No ring data: only entry 0 can be resumed at.
-    assert_eq!(notify_at(0x1000, 0), 0);
-    assert_eq!(notify_at(0x1000 + 5, 0), -errno::EINVAL);
-    // One entry: resuming after it is done; past it is no continuation.
-    let a = h.guest(1, 4);
-    let (rc, _) = a.notify(&h, &[(addr(2, 1), 0)]);
-    assert_eq!(rc, 0);
-    let rd = a.ring_data(&h, &[(addr(2, 1), 0)]);
-    assert_eq!(notify_at(0x1000 + 1, rd), 0);
-    assert_eq!(notify_at(0x1000 + 2, rd), -errno::EINVAL);
-    // Progress bits on any other operation: an unknown command.
-    let cmd = crate::abi::op::SEND | (1 << 8);
-    assert_eq!(h.call(1, cmd, 0, 0, 0, 0, 0), -errno::ENOSYS);
+    assert_eq!(call(rd0), crate::sim::CONTINUED);
+    let cont = crate::sim::take_continuation().expect("a continuation");
+    assert_eq!(cont, (crate::abi::op::NOTIFY, rd0, 0, 0, 0, 0));
+    // Meanwhile vCPU 1 of the same domain makes a notify of its own.
+    let other = h.guest(1, 8);
+    let rd1 = other.ring_data(&h, &[(addr(2, 101), 0), (addr(2, 999), 0)]);
+    let r1 = std::thread::scope(|s| {
+        s.spawn(|| {
+            crate::sim::set_current_vcpu(1);
+            h.sim.as_dom(1, || {
+                crate::sim::with_continuations((crate::abi::op::NOTIFY, rd1, 0, 0, 0, 0), |c| {
+                    h.engine.hypercall(&h.sim, c.0, c.1, c.2, c.3, c.4, c.5)
+                })
+            })
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!(r1, 0);
+    // vCPU 0 comes back with the same arguments and finishes: every entry
+    // is answered, the first step's ones not twice.
+    let (_, conts_before, _) = h.sim.preemption_counts();
+    let r0 = h.sim.as_dom(1, || {
+        crate::sim::with_continuations(cont, |c| {
+            h.engine.hypercall(&h.sim, c.0, c.1, c.2, c.3, c.4, c.5)
+        })
+    });
+    assert_eq!(r0, 0);
+    let (_, conts_after, _) = h.sim.preemption_counts();
+    // 96 entries, 32 a step, the first step done: two more steps, one
+    // continuation between them.
+    assert_eq!(conts_after - conts_before, 1);
+    for i in 0..96u64 {
+        let e: crate::abi::RingDataEnt =
+            a.get(&h, rd0 + crate::abi::RING_DATA_ENT_OFFSET as u64 + 16 * i);
+        assert!(e.flags & RingDataFlags::EXISTS.bits() != 0, "entry {i}");
+    }
 }
 
 #[test]
