@@ -14,6 +14,9 @@
 #                         (default 0.2); 1 on timeout
 #   wait_gone NAME TIMEOUT_S
 #                         wait until the domain no longer exists; 1 on timeout
+#   domus_finished RESULT TIMEOUT_S NAME...
+#                         wait_gone each; reports RESULT ok, or fail naming
+#                         the domains still running (which it destroys)
 #   dump_log NAME         its console log, each line prefixed "[NAME] "
 #   domu_log NAME         the console log's path
 #   result ok|fail NAME [WHY]
@@ -136,6 +139,22 @@ wait_gone() {
         sleep 0.5
     done
     return 0
+}
+
+domus_finished() {
+    _res=$1 _timeout=$2
+    shift 2
+    _left=""
+    for _d in "$@"; do
+        wait_gone "$_d" "$_timeout" || _left="$_left $_d"
+    done
+    if [ -z "$_left" ]; then
+        result ok "$_res"
+    else
+        result fail "$_res" "still running:$_left"
+        xl list
+        for _d in $_left; do xl destroy "$_d"; done
+    fi
 }
 
 dump_log() {

@@ -125,17 +125,7 @@ if wait_log b 'V4VD mark teardown-ready' 1200; then
 fi
 
 # Every domU powers off when its role is done.
-left=""
-for d in a c h b2; do
-    wait_gone "$d" 900 || left="$left $d"
-done
-if [ -z "$left" ]; then
-    result ok dom0.domus-finished
-else
-    result fail dom0.domus-finished "still running:$left"
-    xl list
-    for d in $left; do xl destroy "$d"; done
-fi
+domus_finished dom0.domus-finished 900 a c h b2
 
 # Every domU's whole console log (xenconsoled's copy) onto the serial line,
 # `[NAME] `-prefixed: the record of the run even where Xen's mirror of a

@@ -72,16 +72,7 @@ if [ "$cast" = yes ] && wait_log sv 'V4VD mark starve-v-ready' 300 &&
     fi
 fi
 
-left=""
-for d in sr sh1 sh2 sl; do
-    wait_gone "$d" 300 || left="$left $d"
-done
-if [ -z "$left" ]; then
-    result ok starve.domus-finished
-else
-    result fail starve.domus-finished "still running:$left"
-    for d in $left; do xl destroy "$d"; done
-fi
+domus_finished starve.domus-finished 300 sr sh1 sh2 sl
 
 for d in sr sv sl sc sh1 sh2; do
     dump_log "$d"
