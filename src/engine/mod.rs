@@ -15,6 +15,7 @@
 //! | L3 | `Ring::state` (one per ring) | the ring's `tx_ptr` and its queue of waiting senders; held while a message is copied in, so writers to one ring are serialised and writers to different rings are not |
 //! | leaf | `Engine::viptables` (rw) | the rule list; no other lock is ever taken while it is held. `Engine::vip_rules` mirrors its length (stored under the write lock), so that a send skips the lock while there are no rules |
 //! | leaf | `Engine::dying` | the domains being torn down, with how far their teardown got; no other lock is taken while it is held |
+//! | leaf | `DomainState::resumes` (one per domain) | where that domain's preempted notify calls go on, one record a vCPU; no other lock is taken while it is held |
 //!
 //! **Lifetime of a domain's state.** An operation finds a domain under L1,
 //! takes a reference to its state ([`Shared`]) and lets go of L1; the
