@@ -14,7 +14,7 @@
 # goes to target/llvm-cov/html/.
 #
 # Installs what it needs on first use (idempotent): the llvm-tools component
-# of the pinned toolchain and cargo-llvm-cov (crates.io, Apache-2.0/MIT;
+# of the pinned toolchain and cargo-llvm-cov (a cargo package, Apache-2.0/MIT;
 # host-only). Environment: FUZZ_NICE (10).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
