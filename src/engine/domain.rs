@@ -4,7 +4,7 @@ use crate::abi::DOMID_ANY;
 use crate::env::{DomId, Env};
 use crate::error::{Error, Result};
 use crate::lock::{Mutex, RwLock, L_RESUME, L_RINGS};
-use crate::ring::{Ring, RingKey, RingState, WaitQuota};
+use crate::ring::{Ring, RingKey, RingState, WaitQuota, Waiter};
 use crate::shared::Shared;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -220,10 +220,16 @@ pub fn release_ring<E: Env>(env: &E, ring: Ring<E>) {
 /// find it gone (its wait's quota goes back as the wait is dropped).
 pub fn wake_all<E: Env>(env: &E, state: RingState) {
     for w in state.waiters {
-        let dom = w.dom;
-        drop(w);
-        env.raise_virq(dom);
+        wake(env, w);
     }
+}
+
+/// A wait is over (the space came, or the ring went): it gives its place
+/// in its domain's quota back, and VIRQ_V4V tells the domain to look again.
+pub fn wake<E: Env>(env: &E, w: Waiter) {
+    let dom = w.dom;
+    drop(w);
+    env.raise_virq(dom);
 }
 
 pub fn unpin_all<E: Env>(env: &E, frames: Vec<E::Frame>) {

@@ -13,13 +13,13 @@
 //! |---|---|
 //! | `0 ..= 0xfff` | waking: at the caller's ring of that index (0: a fresh call) |
 //! | `0x1000 + e` | the entries: at entry `e` |
-use super::domain::DomainState;
+use super::domain::{wake, DomainState};
 use super::{Engine, Step};
 use crate::abi::{
     Addr, RingDataEnt, RingDataFlags, RingDataHeader, MAXENT, PORT_NONE, RING_DATA_ENT_OFFSET,
     RING_DATA_MAGIC,
 };
-use crate::env::{DomId, Env};
+use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::guest::GuestAddr;
 use core::sync::atomic::Ordering;
@@ -209,10 +209,7 @@ fn wake_ring<E: Env>(env: &E, ring: &crate::ring::Ring<E>) -> usize {
     let mut i = 0;
     while i < st.waiters.len() {
         if len.fits(rx, tx, st.waiters[i].space) {
-            let w = st.waiters.swap_remove(i);
-            let dom: DomId = w.dom;
-            drop(w);
-            env.raise_virq(dom);
+            wake(env, st.waiters.swap_remove(i));
         } else {
             i += 1;
         }

@@ -289,3 +289,31 @@ fn dump_lets_the_cpu_work_between_rings() {
     // 50 rings, 16 a step, then one pass per domain.
     assert!(passes >= 4, "{passes} softirq passes");
 }
+
+#[test]
+fn two_dying_domains_waiting_on_each_other() {
+    let h = Host::new(&[0, 1, 2, 3], 512);
+    let b = h.guest(2, 4);
+    let c = h.guest(3, 4);
+    let br = b.ring(&h, 10, DOMID_ANY, 1024);
+    let cr = c.ring(&h, 11, DOMID_ANY, 1024);
+    // Released first (the last in key order): dom2's wait is not on it.
+    let cr2 = c.ring(&h, 12, DOMID_ANY, 1024);
+    assert_eq!(br.register(&h), 0);
+    assert_eq!(cr.register(&h), 0);
+    assert_eq!(cr2.register(&h), 0);
+    assert_eq!(b.notify(&h, &[(cr.addr(), 100_000)]).0, 0);
+    assert_eq!(c.notify(&h, &[(br.addr(), 100_000)]).0, 0);
+    h.sim.set_preempt_every(1);
+    h.engine.domain_detach(&h.sim, 2);
+    h.engine.domain_detach(&h.sim, 3);
+    // dom3's teardown has taken its rings (dom2's wait among them) out of
+    // its table, and stops before releasing them.
+    assert!(h.engine.domain_relinquish(&h.sim, 3).is_err());
+    // dom2's teardown finds its wait nowhere in a table: it is done all
+    // the same, and the wait goes with dom3's ring.
+    while h.engine.domain_relinquish(&h.sim, 2).is_err() {}
+    while h.engine.domain_relinquish(&h.sim, 3).is_err() {}
+    assert_eq!((h.sim.pins(2), h.sim.pins(3)), (0, 0));
+    assert!(!h.dump().contains("dom2:") && !h.dump().contains("dom3:"));
+}
