@@ -6,6 +6,10 @@ BUILD := $(ROOT)/build
 CACHE := $(BUILD)/cache
 RESULTS := $(BUILD)/results
 TOOLCHAIN := 1.95.0
+# Which Xen the builds, boots and benchmarks use: 4.20 (Debian 13's, the
+# default) or 4.17 (Debian 12's); `make test` tests both.
+XEN_VERSION ?= 4.20
+export V4V_XEN_VERSION := $(XEN_VERSION)
 CARGO := cargo +$(TOOLCHAIN)
 export V4V_CACHE := $(CACHE)
 
@@ -41,7 +45,7 @@ test: setup
 	@bash scripts/test.sh
 
 clean:
-	rm -rf $(BUILD)/xen $(BUILD)/target-* $(RESULTS) target
+	rm -rf $(BUILD)/xen-4.* $(BUILD)/stamps-xen-* $(BUILD)/target-* $(RESULTS) target
 
 distclean:
 	rm -rf $(BUILD) target

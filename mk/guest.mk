@@ -15,7 +15,6 @@ GUEST_ELF := $(GUEST_TARGET_DIR)/$(GUEST_TRIPLE)/release/v4v-test-guest
 # Static, non-PIE, kernel code model (the target's default); the linker
 # script and link flags come from guest/build.rs.
 GUEST_RUSTFLAGS := -C relocation-model=static -C force-frame-pointers=yes
-XEN_IMAGE ?= $(BUILD)/xen/xen/xen
 BOOT_XEN_DEP ?= xen
 BOOT_TIMEOUT ?= 120
 BOOT := python3 $(ROOT)/tests/boot.py --xen $(XEN_IMAGE) --guest $(GUEST_ELF) \
@@ -39,12 +38,13 @@ boot-test-debug:
 
 # An unpatched Xen (hypercall 43 answers -ENOSYS), for bringing up the guest
 # and the harness without the engine.
-XEN_STOCK := $(BUILD)/xen-stock
+XEN_STOCK := $(BUILD)/xen-stock-$(XEN_VERSION)
 xen-stock: $(XEN_STOCK)/xen/xen
 $(XEN_STOCK)/xen/xen: | setup
+	bash scripts/xen-source.sh $(XEN_VERSION)
 	rm -rf $(XEN_STOCK) && mkdir -p $(XEN_STOCK)
-	cp -a $(CACHE)/xen-pristine/. $(XEN_STOCK)/
-	cp $(XEN_STOCK)/debian/xen-kconfig $(XEN_STOCK)/xen/.config
+	cp -a $(CACHE)/xen-$(XEN_VERSION)-pristine/. $(XEN_STOCK)/
+	$(MAKE) -C $(XEN_STOCK)/xen defconfig
 	printf 'CONFIG_EXPERT=y\nCONFIG_VERBOSE_DEBUG=y\n' >> $(XEN_STOCK)/xen/.config
 	$(MAKE) -C $(XEN_STOCK)/xen olddefconfig
 	nice $(MAKE) -C $(XEN_STOCK)/xen -j2

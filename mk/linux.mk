@@ -26,7 +26,7 @@ vsock-test: dom0-image dom0-guest-overlay dom0-tools-overlay $(BOOT_XEN_DEP)
 	$(LINUX_DOMU) overlay $(LINUX_OVERLAY)
 	$(DOM0_PACK) $(DOM0_DIR)/vsock.cpio $(ROOT)/dom0/vsock $(DOM0_GUEST_OVERLAY) \
 		$(DOM0_TOOLS_OVERLAY) $(LINUX_OVERLAY)
-	$(MULTI) --initrd $(DOM0_DIR)/vsock.cpio --name vsock \
+	$(MULTI) --initrd $(DOM0_DIR)/vsock.cpio --name vsock$(RESULT_SUFFIX) \
 		--timeout $(VSOCK_TIMEOUT) \
 		--dom0-cmdline "console=hvc0 earlyprintk=xen quiet v4v_watchdog=$(VSOCK_WATCHDOG)" \
-		--expect $(ROOT)/dom0/vsock/expect --counts $(RESULTS)/vsock.counts
+		--expect $(ROOT)/dom0/vsock/expect --counts $(RESULTS)/vsock$(RESULT_SUFFIX).counts

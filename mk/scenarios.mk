@@ -42,7 +42,7 @@ run: setup $(SCENARIO_DEPS)
 	@mkdir -p $(RESULTS)
 	$(DOM0_PACK) $(DOM0_DIR)/show.cpio $(ROOT)/dom0/show \
 		$(DOM0_GUEST_OVERLAY) $(DOM0_TOOLS_OVERLAY)
-	$(MULTI) --initrd $(DOM0_DIR)/show.cpio --name run --echo
+	$(MULTI) --initrd $(DOM0_DIR)/show.cpio --name run --echo --show
 
 run-dom0: setup $(BOOT_XEN_DEP) guest
 	@mkdir -p $(RESULTS)

@@ -12,44 +12,51 @@
 # file changed, and Xen's make only when one of those or the archive did.
 # A Rust-only change re-runs cargo and relinks Xen.
 
-# Two hypervisors from the same series and the same engine source:
+# Two Xen releases, each with its own patch series (xen-patches/4.20,
+# xen-patches/4.17) and the same Rust archive: XEN_VERSION (top Makefile;
+# 4.20 by default) picks one. The source of each is Debian's where the
+# archive serves it, else the Xen Project's verified release tarball
+# (scripts/xen-source.sh; the build prints which).
+#
+# Two builds of each from the same series and the same engine source:
 # XEN_VARIANT=release (the default: `make run`, `make bench`) and
 # XEN_VARIANT=debug (CONFIG_DEBUG: Xen's ASSERTs and debug checks, with
 # CONFIG_DEBUG_LOCKS; the engine built with Rust's debug assertions and
 # overflow checks, and its lock-order check per physical CPU), each in its
-# own tree, stamps and Rust target directory. `make xen-debug` and the
-# *-debug targets below build and test the second.
+# own tree, stamps and archive copy. `make xen-debug` and the *-debug
+# targets below build and test the second.
+ifeq ($(filter $(XEN_VERSION),4.20 4.17),)
+$(error XEN_VERSION must be 4.20 or 4.17, not '$(XEN_VERSION)')
+endif
 XEN_VARIANT ?= release
 ifeq ($(XEN_VARIANT),debug)
-XEN_TREE := $(BUILD)/xen-debug
-XEN_STAMPS := $(BUILD)/stamps-debug
-XEN_KCONFIG_VARIANT := CONFIG_DEBUG CONFIG_DEBUG_LOCKS
+XEN_VARIANT_SUFFIX := -debug
+XEN_KCONFIG_VARIANT := CONFIG_DEBUG=y CONFIG_DEBUG_LOCKS=y
 XEN_RUSTFLAGS_VARIANT := -C debug-assertions=on -C overflow-checks=on
-RESULT_SUFFIX := -debug
 else ifeq ($(XEN_VARIANT),release)
-XEN_TREE := $(BUILD)/xen
-XEN_STAMPS := $(BUILD)/stamps
-XEN_KCONFIG_VARIANT :=
+XEN_VARIANT_SUFFIX :=
+XEN_KCONFIG_VARIANT := CONFIG_DEBUG=n
 XEN_RUSTFLAGS_VARIANT :=
-RESULT_SUFFIX :=
 else
 $(error XEN_VARIANT must be release or debug, not '$(XEN_VARIANT)')
 endif
+XEN_TREE := $(BUILD)/xen-$(XEN_VERSION)$(XEN_VARIANT_SUFFIX)
+XEN_STAMPS := $(BUILD)/stamps-xen-$(XEN_VERSION)$(XEN_VARIANT_SUFFIX)
+# Results (logs, counts) of one hypervisor: boot-4.20, multi-4.17-debug, ...
+RESULT_SUFFIX := -$(XEN_VERSION)$(XEN_VARIANT_SUFFIX)
 XEN_DIR := $(XEN_TREE)/xen
-XEN_PRISTINE := $(CACHE)/xen-pristine
+XEN_SRC_STAMP := $(CACHE)/xen-$(XEN_VERSION)-src.stamp
 XEN_IMAGE := $(XEN_DIR)/xen
 XEN_SYMS := $(XEN_DIR)/xen-syms
 XEN_PUBLIC_HEADER := $(XEN_DIR)/include/public/v4v.h
+XEN_PATCHES := xen-patches/$(XEN_VERSION)
 XEN_PATCHED := $(XEN_STAMPS)/xen-patched
 XEN_CONFIGURED := $(XEN_STAMPS)/xen-configured
 XEN_JOBS ?= 2
-# Options set on top of Debian's configuration (debian/xen-kconfig).
-# VERBOSE_DEBUG (reachable with EXPERT) lets domUs write to Xen's console.
-# ARGO (reachable with UNSUPPORTED): Argo, upstream Xen's C implementation of
-# the same idea, built in for `make bench` to compare against; it stays off
-# unless Xen is booted with `argo=1` (only the benchmark boot does).
-XEN_KCONFIG_SET := CONFIG_V4V CONFIG_EXPERT CONFIG_VERBOSE_DEBUG CONFIG_UNSUPPORTED CONFIG_ARGO \
-	$(XEN_KCONFIG_VARIANT)
+# The configuration: Xen's own defconfig, then the options of
+# xen-patches/xen.config (each with the reason it is set), then the
+# variant's. Checked afterwards: every option asked for has that value.
+XEN_KCONFIG := xen-patches/xen.config
 
 RUST_TARGET := x86_64-unknown-none
 # Both variants share one target directory: the variant's flags go to the
@@ -113,33 +120,34 @@ $(XEN_RUST_LIB): $(XEN_RUST_STAMP) ;
 # .config or archive copy forces its rule.
 .PHONY: xen-force
 xen-force:
-$(XEN_PATCHED): $(CACHE)/xen-src.stamp xen-patches/series $(wildcard xen-patches/*.patch) \
-		scripts/xen-patches.sh $(if $(wildcard $(XEN_DIR)/Makefile),,xen-force)
-	V4V_XEN_TREE=$(XEN_TREE) bash scripts/xen-patches.sh apply
+$(XEN_PATCHED): $(XEN_PATCHES)/series $(wildcard $(XEN_PATCHES)/*.patch) scripts/xen-patches.sh \
+		scripts/xen-source.sh $(if $(wildcard $(XEN_DIR)/Makefile),,xen-force)
+	V4V_XEN_VERSION=$(XEN_VERSION) V4V_XEN_TREE=$(XEN_TREE) bash scripts/xen-patches.sh apply
 	@mkdir -p $(@D) && touch $@
-
-$(CACHE)/xen-src.stamp:
-	bash scripts/setup.sh
 
 # --- Configuration ----------------------------------------------------------
 XEN_KCONFIG_SEED := $(XEN_STAMPS)/xen-kconfig.seed
-$(XEN_CONFIGURED): $(XEN_PATCHED) mk/xen.mk $(if $(wildcard $(XEN_DIR)/.config),,xen-force)
+$(XEN_CONFIGURED): $(XEN_PATCHED) $(XEN_KCONFIG) mk/xen.mk $(if $(wildcard $(XEN_DIR)/.config),,xen-force)
 	@mkdir -p $(XEN_STAMPS)
-	cp $(XEN_TREE)/debian/xen-kconfig $(XEN_KCONFIG_SEED).new
-	for o in $(XEN_KCONFIG_SET); do \
-	    sed -i "/^$$o=/d; /^# $$o is not set/d" $(XEN_KCONFIG_SEED).new; \
-	    echo "$$o=y" >> $(XEN_KCONFIG_SEED).new; \
-	done
-	@# Only replace .config when the seed changed (or there is none): an
+	{ sed -e 's/#.*//' -e '/^[[:space:]]*$$/d' $(XEN_KCONFIG); \
+	  for o in $(XEN_KCONFIG_VARIANT); do echo "$$o"; done; } > $(XEN_KCONFIG_SEED).new
+	@# Only remake .config when the seed changed (or there is none): an
 	@# untouched .config keeps Xen's build from redoing anything.
 	if [ ! -f $(XEN_DIR)/.config ] || ! cmp -s $(XEN_KCONFIG_SEED).new $(XEN_KCONFIG_SEED); then \
-	    cp $(XEN_KCONFIG_SEED).new $(XEN_DIR)/.config && \
+	    $(MAKE) -s -C $(XEN_DIR) defconfig && \
+	    while IFS='=' read -r o v; do \
+	        sed -i "/^$$o=/d; /^# $$o is not set/d" $(XEN_DIR)/.config; \
+	        if [ "$$v" = n ]; then echo "# $$o is not set"; else echo "$$o=$$v"; fi >> $(XEN_DIR)/.config; \
+	    done < $(XEN_KCONFIG_SEED).new && \
 	    $(MAKE) -s -C $(XEN_DIR) olddefconfig && \
 	    mv $(XEN_KCONFIG_SEED).new $(XEN_KCONFIG_SEED); \
 	fi
-	for o in $(XEN_KCONFIG_SET); do \
-	    grep -qx "$$o=y" $(XEN_DIR)/.config || { echo "xen.mk: $$o is not set in .config" >&2; exit 1; }; \
-	done
+	while IFS='=' read -r o v; do \
+	    if [ "$$v" = n ]; then grep -qx "# $$o is not set" $(XEN_DIR)/.config || ! grep -q "^$$o=" $(XEN_DIR)/.config; \
+	    else grep -qx "$$o=$$v" $(XEN_DIR)/.config; fi \
+	    || { echo "xen.mk: $$o=$$v did not stick in $(XEN_DIR)/.config (a dependency missing?)" >&2; exit 1; }; \
+	done < $(XEN_KCONFIG_SEED)
+	@echo "Xen $(XEN_VERSION) ($(XEN_VARIANT)) from $$(head -n1 $(XEN_SRC_STAMP))"
 	@touch $@
 
 # --- The hypervisor ---------------------------------------------------------
@@ -155,8 +163,8 @@ $(XEN_IMAGE): $(XEN_RUST_LIB) $(XEN_CONFIGURED) $(if $(wildcard $(XEN_SYMS)),,xe
 
 $(XEN_SYMS): $(XEN_IMAGE)
 
-# After editing build/xen by hand (then commit there and
-# `scripts/xen-patches.sh export`).
+# After editing the tree by hand (then commit there and
+# `V4V_XEN_VERSION=... scripts/xen-patches.sh export`).
 xen-rebuild: $(XEN_RUST_LIB) $(XEN_CONFIGURED)
 	$(XEN_MAKE)
 
@@ -172,7 +180,7 @@ xen-debug:
 disasm-check-debug:
 	$(MAKE) --no-print-directory disasm-check XEN_VARIANT=debug
 
-ABI_CHECK_DIR := $(BUILD)/abi-check
+ABI_CHECK_DIR := $(BUILD)/abi-check-$(XEN_VERSION)
 abi-check: $(XEN_PATCHED)
 	@mkdir -p $(RESULTS) $(ABI_CHECK_DIR)
 	gcc -std=c99 -Wall -Wextra -Werror -I$(XEN_DIR)/include \
@@ -180,4 +188,4 @@ abi-check: $(XEN_PATCHED)
 	$(ABI_CHECK_DIR)/abi-dump-c > $(ABI_CHECK_DIR)/c.txt
 	$(CARGO) run -q -p v4v-abi --example abi_dump > $(ABI_CHECK_DIR)/rust.txt
 	bash scripts/abi-check.sh $(ABI_CHECK_DIR)/c.txt $(ABI_CHECK_DIR)/rust.txt \
-	    $(RESULTS)/abi-check.counts
+	    $(RESULTS)/abi-check$(RESULT_SUFFIX).counts

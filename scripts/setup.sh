@@ -2,14 +2,11 @@
 # Idempotent machine setup for building and testing V4V.
 #
 # Installs what a fresh Debian 12 machine lacks (apt packages, the pinned
-# Rust toolchain's target and components) and downloads the pinned Debian
-# Xen source once into the build cache. A second run does no network work:
-# every step first checks whether its result is already there.
+# Rust toolchain's target and components). A second run does no network
+# work: every step first checks whether its result is already there.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-CACHE="${V4V_CACHE:-$ROOT/build/cache}"
-XEN_VERSION="4.17.5+72-g01140da4e8-1"
 TOOLCHAIN="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$ROOT/rust-toolchain.toml")"
 
 log() { printf 'setup: %s\n' "$*"; }
@@ -57,27 +54,7 @@ if ! rustup "+$TOOLCHAIN" target list --installed 2>/dev/null | grep -qx x86_64-
     rustup "+$TOOLCHAIN" target add x86_64-unknown-linux-musl >/dev/null
 fi
 
-# --- Xen source (pinned Debian source package) ------------------------------
-mkdir -p "$CACHE"
-if [ ! -f "$CACHE/xen-src.stamp" ]; then
-    if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src .* bookworm ' /etc/apt/sources.list; then
-        log "adding a deb-src entry for bookworm"
-        $SUDO tee /etc/apt/sources.list.d/v4v-deb-src.sources >/dev/null <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-        apt_updated=0
-    fi
-    apt_update
-    log "downloading Debian source xen=$XEN_VERSION"
-    rm -rf "$CACHE/xen-dl" && mkdir -p "$CACHE/xen-dl"
-    (cd "$CACHE/xen-dl" && apt-get source --download-only -qq "xen=$XEN_VERSION" >/dev/null)
-    (cd "$CACHE/xen-dl" && dpkg-source -x ./*.dsc src >/dev/null)
-    rm -rf "$CACHE/xen-pristine"
-    mv "$CACHE/xen-dl/src" "$CACHE/xen-pristine"
-    touch "$CACHE/xen-src.stamp"
-fi
+# The Xen sources (scripts/xen-source.sh) and the Debian packages of the
+# images (scripts/dom0-image.sh, scripts/linux-domu.sh) are fetched by the
+# build steps that need them, into the build cache.
 log "ok"

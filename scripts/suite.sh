@@ -55,15 +55,17 @@ host_archive_uri() {
     echo "${uri%/}"
 }
 
-# suite_sources SUITE: deb822 sources for SUITE, its updates and security.
+# suite_sources SUITE [TYPES]: deb822 sources for SUITE, its updates and
+# security (TYPES: "deb" by default; the private index also has deb-src,
+# for the Xen source packages).
 suite_sources() {
-    local suite="$1" main sec key=/usr/share/keyrings/debian-archive-keyring.gpg
+    local suite="$1" types="${2:-deb}" main sec key=/usr/share/keyrings/debian-archive-keyring.gpg
     main="$(host_archive_uri main)"
     sec="$(host_archive_uri security)"
-    printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: %s\n\n' \
-        "$main" "$suite" "$suite" "$key"
-    printf 'Types: deb\nURIs: %s\nSuites: %s-security\nComponents: main\nSigned-By: %s\n' \
-        "$sec" "$suite" "$key"
+    printf 'Types: %s\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: %s\n\n' \
+        "$types" "$main" "$suite" "$suite" "$key"
+    printf 'Types: %s\nURIs: %s\nSuites: %s-security\nComponents: main\nSigned-By: %s\n' \
+        "$types" "$sec" "$suite" "$key"
 }
 
 # The private apt of SUITE: its folder, and the options that make apt use
@@ -89,7 +91,7 @@ suite_update() {
     mkdir -p "$d/sources.list.d" "$d/state/lists/partial" "$d/cache/archives/partial"
     : > "$d/sources.list"
     [ -f "$d/state/status" ] || : > "$d/state/status"
-    suite_sources "$suite" > "$d/sources.list.d/debian.sources"
+    suite_sources "$suite" "deb deb-src" > "$d/sources.list.d/debian.sources"
     mapfile -t opts < <(suite_aptopts "$suite")
     log "apt-get update ($suite, private index)"
     apt-get "${opts[@]}" update -qq >&2 || die "apt-get update of $suite failed"

@@ -88,6 +88,10 @@ def parse_args():
     return p.parse_args()
 
 
+# Xen's banner: "(XEN) Xen version 4.20.4 (root@...)".
+XEN_VERSION_RE = re.compile(r"\(XEN\) Xen version (\S+)")
+
+
 class Collector:
     """The figures, and a one-line progress display."""
 
@@ -97,12 +101,17 @@ class Collector:
         self.quiet = quiet
         self.plan = None
         self.icount = None  # the shift, from QEMU's command line in the log
+        self.xen = "Xen"  # "Xen 4.20.4", from its banner
         self.last = ""
 
     def feed(self, line, now):
         if self.icount is None and line.startswith("# ") and "-icount" in line:
             m = ICOUNT_RE.search(line)
             self.icount = m.group(1) if m else "?"
+        if self.xen == "Xen":
+            m = XEN_VERSION_RE.search(line)
+            if m:
+                self.xen = f"Xen {m.group(1)}"
         for part in multi.DOMU_START_RE.split(line):
             m = FIGURE_RE.search(part)
             if m:
@@ -417,7 +426,7 @@ def main():
                  f"{2 ** int(col.icount)} ns each, both vCPUs on one host thread)")
     else:
         clock = "clock: host time (multi-threaded TCG, one host thread per vCPU)"
-    header = (f"V4V against Argo, one boot of Xen 4.17.5 with both "
+    header = (f"V4V against Argo, one boot of {col.xen} with both "
               f"({col.plan or 'plan unknown'})\n{host}\n{clock}\n")
     print()
     print(header)
@@ -427,7 +436,7 @@ def main():
     write_csv(os.path.join(args.out, "bench.csv"), rows)
     clock_word = "instruction clock" if col.icount is not None else "host clock"
     write_svg(os.path.join(args.out, "bench.svg"), col.samples,
-              f"V4V vs Argo: throughput against message size (Xen 4.17.5, QEMU TCG, "
+              f"V4V vs Argo: throughput against message size ({col.xen}, QEMU TCG, "
               f"{clock_word})")
     print(f"\nbench: table, CSV and plot in {os.path.relpath(args.out, ROOT)}/"
           f"(bench.txt, bench.csv, bench.svg); boot took {elapsed:.0f} s, "

@@ -73,6 +73,9 @@ def parse_args():
                    help="Linux command line (v4v_watchdog=S bounds run.sh)")
     p.add_argument("--expect", help="file of test names that must report ok")
     p.add_argument("--memory", default="2048", help="QEMU -m (MiB)")
+    p.add_argument("--show", action="store_true",
+                   help="`make run`: end with the show's own verdict (what was delivered "
+                        "and refused) instead of test counts")
     qemu.add_common_args(
         p, name="multi", timeout=600.0, xen_cmdline=qemu.xen_cmdline("512M"),
         echo_help="show result, marker, dom0 and domU lines as they arrive")
@@ -186,6 +189,82 @@ def echo(args, line):
         print(line, flush=True)
 
 
+class Show:
+    """`make run`'s verdict: what the transcript demonstrated, from the
+    domUs' own lines as Xen mirrors them (`(dN) a: -> b ... "line 3 from
+    a": delivered`, `(dN) b: <- a ...`, `(dN) b: done: ...`): every line a
+    sender was told was delivered reached b, and the lines dom0's rule
+    refused did not; dom0 said all domUs finished."""
+
+    SENT_RE = re.compile(r'^\(d\d+\) (?P<who>[ac]): -> b \S+ "(?P<text>[^"]*)": (?P<what>.*)$')
+    GOT_RE = re.compile(r'^\(d\d+\) b: <- (?P<who>\S+) \S+: "(?P<text>[^"]*)"$')
+    RULE_RE = re.compile(r"^dom0: # v4vctl viptables (?P<op>add|flush)")
+
+    def __init__(self):
+        self.delivered = []
+        self.refused = []
+        self.failed = []
+        self.received = []
+        self.rules = []
+        self.finished = False
+
+    def feed(self, line, _now):
+        m = self.SENT_RE.match(line)
+        if m:
+            what = m["what"]
+            if what == "delivered":
+                self.delivered.append(m["text"])
+            elif what.startswith("refused by viptables"):
+                self.refused.append(m["text"])
+            else:
+                self.failed.append(f'{m["text"]}: {what}')
+            return
+        m = self.GOT_RE.match(line)
+        if m:
+            self.received.append(m["text"])
+            return
+        m = self.RULE_RE.match(line)
+        if m:
+            self.rules.append(m["op"])
+        elif line.startswith("dom0: all domUs finished"):
+            self.finished = True
+
+    def verdict(self):
+        """(ok, lines): the verdict and what supports it."""
+        problems = []
+        lost = [t for t in self.delivered if t not in self.received]
+        leaked = [t for t in self.refused if t in self.received]
+        if not self.delivered:
+            problems.append("no line was delivered")
+        if lost:
+            problems.append(f"delivered but never shown by b: {', '.join(lost)}")
+        if leaked:
+            problems.append(f"refused yet shown by b: {', '.join(leaked)}")
+        if self.failed:
+            problems.append(f"sends that failed: {'; '.join(self.failed)}")
+        if "add" in self.rules and not self.refused:
+            problems.append("dom0 added a REJECT rule but no line was refused")
+        if not self.finished:
+            problems.append("dom0 never said that all domUs finished")
+        from_c = sum(t.endswith(" from c") for t in self.received)
+        lines = [
+            f"make run: {len(self.delivered)} lines delivered and all {len(self.received)} shown "
+            f"by b ({len(self.received) - from_c} from a, {from_c} from c)"
+            if not lost else f"make run: {len(self.delivered)} lines delivered, "
+            f"{len(self.received)} shown by b",
+            f"make run: {len(self.refused)} lines from c refused by dom0's viptables rule "
+            f"while it stood, none of them shown by b" if not leaked and self.refused
+            else f"make run: {len(self.refused)} lines refused",
+        ]
+        if problems:
+            lines += [f"make run: PROBLEM: {p}" for p in problems]
+            lines.append("make run: the show went wrong (the serial log has everything)")
+        else:
+            lines.append("make run: V4V carried every allowed line and the viptables "
+                         "stopped every refused one")
+        return not problems, lines
+
+
 def boot(args, run, serial, extra_qemu=(), also=None):
     """Boots Xen and dom0, feeding every serial line to ``run`` (and to
     ``also(line, now)``, if given); ``extra_qemu`` goes on QEMU's command
@@ -222,7 +301,17 @@ def main():
         return qemu.finish(args.counts, 0, 1)
     serial = qemu.serial_path(args.results, args.name)
     run = Run()
-    rc, elapsed, timed_out, exited = boot(args, run, serial)
+    show = Show() if args.show else None
+    rc, elapsed, timed_out, exited = boot(args, run, serial, also=show.feed if show else None)
+    if show:
+        ok, lines = show.verdict()
+        problems = run.problems(rc, timed_out, args.timeout)
+        for p in problems:
+            print(f"make run: PROBLEM: {p}")
+        for line in lines:
+            print(line)
+        print(f"make run: serial log {serial}")
+        return 0 if ok and not problems else 1
 
     passed = failed = 0
     lines = []

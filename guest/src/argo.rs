@@ -83,7 +83,7 @@ struct UnregisterRing {
 /// Pointers Xen writes through must point to memory the caller lets Xen
 /// change (or be invalid on purpose).
 ///
-/// Xen 4.17 declares `argo_op`'s handler as returning `int`, so only the
+/// Xen 4.17 and 4.20 declare `argo_op`'s handler as returning `int`, so only the
 /// low 32 bits of rax are the result (an error reaches a 64-bit guest as
 /// e.g. 0xfffffff5); they are sign-extended here.
 pub unsafe fn raw_op(cmd: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
