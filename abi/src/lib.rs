@@ -14,7 +14,7 @@
 use static_assertions::const_assert_eq;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// Hypercall number of `v4v_op` (a free slot in Xen 4.17; Argo keeps 39).
+/// Hypercall number of `v4v_op` (free in Xen 4.17 and 4.20; Argo keeps 39).
 pub const HYPERVISOR_V4V_OP: u32 = 43;
 /// Global VIRQ raised in a domain when one of its rings received data or
 /// when space it waited for became free.
