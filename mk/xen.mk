@@ -4,7 +4,9 @@
 #                      and the hypervisor: $(XEN_IMAGE) (multiboot image for
 #                      QEMU -kernel) and $(XEN_SYMS) (the same, with symbols)
 #   make disasm-check  the Rust code inside $(XEN_SYMS) obeys Xen's rules
-#   make abi-check     xen/include/public/v4v.h agrees with the ABI crate
+#   make abi-check     xen/include/public/v4v.h agrees with the ABI crate, and
+#                      xen/include/xen/v4v.h (the shim) with src/xen/ffi.rs
+#                      and the v4v_rs_* definitions (scripts/ffi-check.py)
 #
 # Incremental: cargo runs only when a file its dep-info lists changed, the
 # patch series is re-applied only when it changed (and then only the files
@@ -187,5 +189,19 @@ abi-check: $(XEN_PATCHED)
 	    -o $(ABI_CHECK_DIR)/abi-dump-c scripts/abi-check.c
 	$(ABI_CHECK_DIR)/abi-dump-c > $(ABI_CHECK_DIR)/c.txt
 	$(CARGO) run -q -p v4v-abi --example abi_dump > $(ABI_CHECK_DIR)/rust.txt
+	@# Two checks in one stage: abi-check.sh (the public header against the
+	@# ABI crate) and ffi-check.py (the shim's header, xen/v4v.h, against
+	@# src/xen/ffi.rs and the v4v_rs_* definitions). scripts/test.sh reads
+	@# one counts file per stage, named after it, so each check writes its
+	@# own counts here and the stage's file is their sum. Both run even when
+	@# the first fails; the recipe fails when either did.
+	rm -f $(ABI_CHECK_DIR)/abi.counts $(ABI_CHECK_DIR)/ffi.counts
+	rc=0; \
 	bash scripts/abi-check.sh $(ABI_CHECK_DIR)/c.txt $(ABI_CHECK_DIR)/rust.txt \
-	    $(RESULTS)/abi-check$(RESULT_SUFFIX).counts
+	    $(ABI_CHECK_DIR)/abi.counts || rc=1; \
+	python3 scripts/ffi-check.py --self-test --counts $(ABI_CHECK_DIR)/ffi.counts \
+	    $(XEN_DIR)/include/xen/v4v.h || rc=1; \
+	cat $(ABI_CHECK_DIR)/abi.counts $(ABI_CHECK_DIR)/ffi.counts 2>/dev/null | \
+	    awk '{ p += $$1; f += $$2 } END { print p + 0, f + 0 }' \
+	    > $(RESULTS)/abi-check$(RESULT_SUFFIX).counts; \
+	exit $$rc

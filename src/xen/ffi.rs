@@ -9,6 +9,14 @@
 //! `xen/include/xen/v4v.h` of the patch series (argument and return types
 //! of the same size and ABI class), and the shim defines every one; a
 //! function declared `safe` has no precondition a caller could break.
+//! `scripts/ffi-check.py` (run by `make abi-check` on each patched tree)
+//! enforces the first part: the same functions here and in the header,
+//! and for each the same number of parameters, integer widths and
+//! signedness, pointer constness at every level and return (`!` for
+//! `noreturn`); the same for the `v4v_rs_*` definitions in `mod.rs`. The
+//! C compiler holds the shim's definitions to that header, and Xen's link
+//! fails if one the engine calls is missing. That a `safe` function has no
+//! precondition is checked by review alone.
 use core::ffi::c_void;
 
 unsafe extern "C" {
