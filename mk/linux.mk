@@ -1,7 +1,9 @@
 # Linux domUs with AF_VSOCK over V4V (issue 6; vsock-v4v/, scripts/linux-domu.sh).
 #
 #   make vsock-module   build/linux/vsock-v4v.ko against Debian's headers for
-#                       the kernel in build/dom0/kernel.env (-Werror)
+#                       the kernel in build/dom0/kernel.env (-Werror; another
+#                       kernel: V4V_LINUX_KERNEL=ABI:VERSION, see
+#                       scripts/linux-domu.sh)
 #   make linux-domu     the domU initramfs build/linux/domu.cpio
 #   make vsock-test     one boot: two Linux domUs over AF_VSOCK (socat echo,
 #                       64 MiB, 32 connections, refusal, viptables, peer

@@ -8,17 +8,37 @@
 # dom0/vsock-bench/domu-bench.sh as /etc/v4v/vsock-bench.sh).
 #
 #   scripts/linux-domu.sh headers   fetch and unpack linux-headers-* and
-#                                   linux-kbuild-* (build/cache/linux)
+#                                   linux-kbuild-* (build/cache/linux), or
+#                                   for 6.12 make the build chroot
 #   scripts/linux-domu.sh module    build build/linux/vsock-v4v.ko (-Werror)
 #   scripts/linux-domu.sh image     the module, then build/linux/domu.cpio
 #   scripts/linux-domu.sh overlay D the image as a dom0 overlay in D:
 #                                   /boot/linux-domu.cpio, /boot/vmlinux-domu
 #
 # The kernel is the one scripts/dom0-image.sh chose (build/dom0/kernel.env,
-# via its kernel-env subcommand), so headers and image always match it.
+# via its kernel-env subcommand), so headers and image always match it,
+# unless one of these says otherwise (both name the kernel the domUs boot):
+#   V4V_LINUX_KERNEL=ABI:VERSION  e.g. 6.12.118+deb13:6.12.118-1 (Debian
+#                                 13's linux-image-6.12.118+deb13-amd64)
+#   V4V_LINUX_KERNEL_ENV=FILE     a kernel.env to read (KERNEL_ABI,
+#                                 KERNEL_VERSION), e.g. another dom0's
+# e.g. `V4V_LINUX_KERNEL=6.12.118+deb13:6.12.118-1 scripts/linux-domu.sh
+# module` builds the module for Debian 13's kernel with no dom0 image
+# (only `headers` and `module`: `image` and `overlay` still take the
+# kernel package and vmlinux from dom0-image.sh's build).
+#
+# How the module is built depends on the kernel's series (kernel_method):
+# Debian 12's 6.1 headers on this Debian 12 host with its gcc-12 (the
+# compiler they were made with); Debian 13's 6.12 headers inside a Debian
+# 13 chroot (build/cache/linux/root-ABI, made once by mmdebstrap, see
+# scripts/suite.sh), since they carry gcc-14-only flags and the host has
+# no gcc-14.
+#
 # Idempotent and cached like dom0-image.sh: .debs are fetched once with
 # `apt-get download` into build/cache/linux/debs (nothing installed
-# system-wide); every step is redone only when an input changed.
+# system-wide), the chroot is kept and reused while the versions it was
+# made for stay the same (no network then); every step is redone only when
+# an input changed.
 set -euo pipefail
 
 SOCAT_VERSION="1.7.4.4-2"
@@ -42,16 +62,53 @@ die() { printf 'linux-domu: error: %s\n' "$*" >&2; exit 1; }
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
+KERNEL_ENV_DONE=""
 kernel_env() {
+    [ -z "$KERNEL_ENV_DONE" ] || return 0
+    KERNEL_ENV_DONE=1
     local env
-    env="$(bash "$ROOT/scripts/dom0-image.sh" kernel-env)" || die "dom0-image.sh kernel-env failed"
-    eval "$env"
-    [ -n "${KERNEL_ABI:-}" ] && [ -n "${KERNEL_VERSION:-}" ] || die "no kernel in build/dom0/kernel.env"
-    KBUILD_SERIES="${KERNEL_ABI%%.0-*}"   # 6.1.0-56 -> 6.1
-    choose_kbuild
-    PKGS=("linux-headers-$KERNEL_ABI-amd64=$KERNEL_VERSION"
-        "linux-headers-$KERNEL_ABI-common=$KERNEL_VERSION"
-        "linux-kbuild-$KBUILD_SERIES=$KBUILD_VERSION")
+    if [ -n "${V4V_LINUX_KERNEL:-}" ]; then
+        KERNEL_ABI="${V4V_LINUX_KERNEL%%:*}"
+        KERNEL_VERSION="${V4V_LINUX_KERNEL#*:}"
+        [ "$KERNEL_ABI" != "$V4V_LINUX_KERNEL" ] || die "V4V_LINUX_KERNEL=ABI:VERSION, not $V4V_LINUX_KERNEL"
+        log "kernel from V4V_LINUX_KERNEL: $KERNEL_ABI-amd64 $KERNEL_VERSION"
+    elif [ -n "${V4V_LINUX_KERNEL_ENV:-}" ]; then
+        [ -f "$V4V_LINUX_KERNEL_ENV" ] || die "no $V4V_LINUX_KERNEL_ENV (V4V_LINUX_KERNEL_ENV)"
+        env="$(grep -E '^KERNEL_(ABI|VERSION)=' "$V4V_LINUX_KERNEL_ENV")"
+        eval "$env"
+        log "kernel from $V4V_LINUX_KERNEL_ENV: ${KERNEL_ABI:-?}-amd64 ${KERNEL_VERSION:-?}"
+    else
+        env="$(bash "$ROOT/scripts/dom0-image.sh" kernel-env)" || die "dom0-image.sh kernel-env failed"
+        eval "$env"
+    fi
+    [ -n "${KERNEL_ABI:-}" ] && [ -n "${KERNEL_VERSION:-}" ] || die "no kernel (KERNEL_ABI, KERNEL_VERSION)"
+    # 6.1.0-57 -> 6.1, 6.12.118+deb13 -> 6.12
+    KERNEL_SERIES="$(printf '%s\n' "$KERNEL_ABI" | sed -nE 's/^([0-9]+\.[0-9]+)[.-].*/\1/p')"
+    [ -n "$KERNEL_SERIES" ] || die "cannot tell the series of kernel $KERNEL_ABI"
+    kernel_method
+    if [ "$KERNEL_METHOD" = host ]; then
+        KBUILD_SERIES="$KERNEL_SERIES"
+        choose_kbuild
+        PKGS=("linux-headers-$KERNEL_ABI-amd64=$KERNEL_VERSION"
+            "linux-headers-$KERNEL_ABI-common=$KERNEL_VERSION"
+            "linux-kbuild-$KBUILD_SERIES=$KBUILD_VERSION")
+    fi
+}
+
+# kernel_method: KERNEL_METHOD, how to build for the kernel's series; a
+# Debian kernel's headers only work with the compiler Debian built the
+# kernel with (their flags are that compiler's), so the series says which
+# Debian release, hence which compiler:
+#   host    Debian 12's 6.1: this Debian 12 machine's own gcc-12, the
+#           headers unpacked into the cache (headers)
+#   chroot  Debian 13's 6.12: gcc-14 in a Debian 13 chroot that has the
+#           headers installed (build_root, suite ROOT_SUITE)
+kernel_method() {
+    case "$KERNEL_SERIES" in
+        6.1) KERNEL_METHOD=host ;;
+        6.12) KERNEL_METHOD=chroot; ROOT_SUITE=trixie ;;
+        *) die "no way to build for the $KERNEL_SERIES series (kernel $KERNEL_ABI); see kernel_method" ;;
+    esac
 }
 
 # deb_file, apt_download, apt_update_once, in_index, apt_candidate, fetch_debs (shared
@@ -92,6 +149,7 @@ choose_kbuild() {
 # Makefile points at /usr/src/...-common, which is rewritten to the tree.
 headers() {
     kernel_env
+    if [ "$KERNEL_METHOD" = chroot ]; then build_root; return 0; fi
     fetch_debs "${PKGS[@]}"
     local tree="$CACHE/headers" stamp="$CACHE/headers.stamp" key spec
     key="${PKGS[*]}"
@@ -108,20 +166,104 @@ headers() {
     echo "$key" > "$stamp"
 }
 
-# module: the sources copied into build/linux/module and built there, so
-# the source folder stays clean.
+# build_root: the Debian ROOT_SUITE chroot with the kernel's headers
+# installed (linux-headers-ABI-amd64 pulls -common, linux-kbuild-ABI and
+# the compiler the kernel was built with), made once by mmdebstrap and
+# kept in $CACHE/root-ABI with a stamp: its first line is what was asked
+# for (compared offline, so a cached run needs no network), the rest the
+# versions installed (part of the module's key). The headers' version is
+# the kernel's; if the archive has dropped it, the newest of the same
+# package (same ABI, so the module still matches the kernel) with a loud
+# warning (suite_pick). Sets CROOT and CROOT_STAMP.
+ROOT_EXTRA=(make)
+build_root() {
+    local pkg="linux-headers-$KERNEL_ABI-amd64" want ver
+    CROOT="$CACHE/root-$KERNEL_ABI"
+    CROOT_STAMP="$CROOT.stamp"
+    want="$ROOT_SUITE $pkg=$KERNEL_VERSION ${ROOT_EXTRA[*]}"
+    if [ -f "$CROOT_STAMP" ] && [ "$(head -n 1 "$CROOT_STAMP")" = "$want" ] &&
+        [ -f "$CROOT/usr/src/$pkg/Makefile" ]; then
+        return 0
+    fi
+    # shellcheck source=suite.sh
+    . "$ROOT/scripts/suite.sh"
+    if ! suite_in_index "$ROOT_SUITE" "$pkg=$KERNEL_VERSION" &&
+        [ -z "$(suite_candidate "$ROOT_SUITE" "$pkg")" ]; then
+        die "$ROOT_SUITE has no $pkg at all: the module must be built for the kernel the domUs boot; choose a kernel the archive has"
+    fi
+    ver="$(suite_pick "$ROOT_SUITE" "$pkg" "$KERNEL_VERSION")"
+    rm -f "$CROOT_STAMP"
+    suite_root "$ROOT_SUITE" "$CROOT" "$pkg=$ver" "${ROOT_EXTRA[@]}"
+    # A chroot is about 600 MB: the ones of older kernels of the series go.
+    local old
+    for old in "$CACHE/root-$KERNEL_SERIES".*; do
+        [ -d "$old" ] && [ "$old" != "$CROOT" ] || continue
+        log "removing the build chroot of another kernel, $old"
+        rm -rf "$old" "$old.stamp"
+    done
+    [ -f "$CROOT/usr/src/$pkg/Makefile" ] || die "no /usr/src/$pkg/Makefile in $CROOT"
+    {
+        echo "$want"
+        chroot "$CROOT" dpkg-query -W -f '${Package}=${Version}\n' \
+            "$pkg" "linux-headers-$KERNEL_ABI-common" "linux-kbuild-$KERNEL_ABI" gcc-14 make
+    } > "$CROOT_STAMP.tmp" || die "dpkg-query in $CROOT failed"
+    mv "$CROOT_STAMP.tmp" "$CROOT_STAMP"
+    log "build chroot $CROOT: $(tail -n +2 "$CROOT_STAMP" | tr '\n' ' ')"
+}
+
+# chroot_build MDIR: the module in MDIR built inside the chroot, as
+# /build/vsock-v4v there (copied in and the result copied back, so nothing
+# is mounted: kbuild needs only /dev/null, which mmdebstrap made; no /proc
+# or /sys). A clean environment: the caller's make variables (MAKEFLAGS of
+# `make vsock-module`) mean nothing to the chroot's make.
+chroot_build() {
+    local mdir="$1" b="$CROOT/build/vsock-v4v"
+    [ -c "$CROOT/dev/null" ] || die "$CROOT/dev/null is not a device (kbuild writes to it)"
+    rm -rf "$CROOT/build" && mkdir -p "$b"
+    cp "$mdir"/* "$b/"
+    nice chroot "$CROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+        HOME=/root LC_ALL=C.UTF-8 \
+        make -s -C "/usr/src/linux-headers-$KERNEL_ABI-amd64" M=/build/vsock-v4v modules >&2 ||
+        return 1
+    cp "$b/vsock-v4v.ko" "$mdir/"
+    rm -rf "$CROOT/build"
+}
+
+# module: the sources copied into build/linux/module-ABI and built there
+# (the source folder stays clean), on the host or in the chroot
+# (kernel_method); build/linux/vsock-v4v.ko is the one for the current
+# kernel. Built once per kernel and source, so switching kernels back and
+# forth does not rebuild.
 module() {
-    headers
-    local src="$ROOT/vsock-v4v" mdir="$OUT/module" stamp="$OUT/module.stamp" key
-    key="$(cat "$CACHE/headers.stamp" "$src"/*.c "$src"/*.h "$src/Kbuild" | sha256sum | cut -d' ' -f1)"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -s "$OUT/vsock-v4v.ko" ]; then return 0; fi
-    log "building vsock-v4v.ko against $KERNEL_ABI-amd64"
-    rm -rf "$mdir" && mkdir -p "$mdir"
-    cp "$src"/*.c "$src"/*.h "$src/Kbuild" "$mdir/"
-    nice make -s -C "$HDR" M="$mdir" modules >&2 || die "module build failed"
-    cp "$mdir/vsock-v4v.ko" "$OUT/vsock-v4v.ko"
-    echo "$key" > "$stamp"
-    log "built $OUT/vsock-v4v.ko"
+    kernel_env
+    local src="$ROOT/vsock-v4v" mdir="$OUT/module-$KERNEL_ABI" key stampf
+    if [ "$KERNEL_METHOD" = chroot ]; then
+        build_root
+        stampf="$CROOT_STAMP"
+    else
+        headers
+        stampf="$CACHE/headers.stamp"
+    fi
+    key="$(cat "$stampf" "$src"/*.c "$src"/*.h "$src/Kbuild" | sha256sum | cut -d' ' -f1)"
+    if ! [ -f "$mdir.stamp" ] || [ "$(cat "$mdir.stamp")" != "$key" ] || ! [ -s "$mdir/vsock-v4v.ko" ]; then
+        log "building vsock-v4v.ko against $KERNEL_ABI-amd64 ($KERNEL_METHOD)"
+        rm -rf "$mdir" "$mdir.stamp" && mkdir -p "$mdir"
+        cp "$src"/*.c "$src"/*.h "$src/Kbuild" "$mdir/"
+        if [ "$KERNEL_METHOD" = chroot ]; then
+            chroot_build "$mdir" || die "module build failed (in $CROOT)"
+        else
+            nice make -s -C "$HDR" M="$mdir" modules >&2 || die "module build failed"
+        fi
+        echo "$key" > "$mdir.stamp"
+        log "built $mdir/vsock-v4v.ko"
+    fi
+    mkdir -p "$OUT"
+    if ! [ -f "$OUT/module.stamp" ] || [ "$(cat "$OUT/module.stamp")" != "$key" ] ||
+        ! cmp -s "$mdir/vsock-v4v.ko" "$OUT/vsock-v4v.ko"; then
+        cp "$mdir/vsock-v4v.ko" "$OUT/vsock-v4v.ko"
+        echo "$key" > "$OUT/module.stamp"
+        log "$OUT/vsock-v4v.ko: for $KERNEL_ABI-amd64"
+    fi
 }
 
 copy_lib() {

@@ -396,6 +396,20 @@ static void vv_set_reset(struct sock *sk, int err)
 	sk->sk_write_space(sk);
 }
 
+/*
+ * Stream state (SYN, credit, shutdown, RST) belongs to SOCK_STREAM sockets
+ * only. A datagram socket's sk_state says nothing about that: the 6.1 core
+ * leaves it TCP_CLOSE, but 6.12's vsock_dgram_connect() sets
+ * TCP_ESTABLISHED on a connect()ed datagram socket (added with sockmap
+ * support for vsock, after 6.1). So every test of sk_state that means "a
+ * stream connection" checks the type first; the same on both kernels, and
+ * no LINUX_VERSION_CODE needed.
+ */
+static bool vv_is_stream(const struct sock *sk)
+{
+	return sk->sk_type == SOCK_STREAM;
+}
+
 static u32 vv_credit(struct vv_sock *vv)
 {
 	u32 inflight = vv->tx_cnt - vv->peer_fwd_cnt;
@@ -452,7 +466,7 @@ static void vv_release(struct vsock_sock *vsk)
 	struct vv_sock *vv = vsk->trans;
 
 	if (vv) {
-		if (READ_ONCE(vv->reset)) {
+		if (READ_ONCE(vv->reset) || !vv_is_stream(sk)) {
 			/* nothing to tell the peer */
 		} else if (sk->sk_state == TCP_ESTABLISHED) {
 			/* Unread data makes the close abortive, as in TCP. */
@@ -989,6 +1003,14 @@ static void vv_deliver(struct sock *sk, u16 dom, const struct vv_hdr *h,
 	u32 len = le32_to_cpu(h->len);
 	struct vv_chunk *c;
 
+	/*
+	 * Stream messages are for stream sockets (defensive: the core's bound
+	 * and connected tables, which found sk, hold no datagram socket).
+	 */
+	if (!vv_is_stream(sk)) {
+		vv_reply_rst(dom, h);
+		return;
+	}
 	/* A listener has no transport of its own: its children get one. */
 	if (sk->sk_state == TCP_LISTEN) {
 		if ((flags & (VV_SYN | VV_ACK | VV_RST)) == VV_SYN)
@@ -1302,7 +1324,8 @@ static void vv_probe(struct work_struct *work)
 	list_for_each_entry(vv, &vv_socks, node) {
 		struct sock *sk = sk_vsock(vv->vsk);
 
-		if (READ_ONCE(sk->sk_state) != TCP_ESTABLISHED ||
+		if (!vv_is_stream(sk) ||
+		    READ_ONCE(sk->sk_state) != TCP_ESTABLISHED ||
 		    READ_ONCE(vv->reset))
 			continue;
 		set_bit(vv->peer_dom, vv_watch);
