@@ -6,8 +6,11 @@ BUILD := $(ROOT)/build
 CACHE := $(BUILD)/cache
 RESULTS := $(BUILD)/results
 TOOLCHAIN := 1.95.0
+# The Xen stack: 4.20 (Debian 13's toolstack and 6.12 kernel in dom0) or 4.17 (Debian 12's, 6.1).
+XEN_VERSION ?= 4.20
 CARGO := cargo +$(TOOLCHAIN)
 export V4V_CACHE := $(CACHE)
+export V4V_XEN_VERSION := $(XEN_VERSION)
 
 .PHONY: all setup test run bench host-test clippy fmt-check clean distclean
 
