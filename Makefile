@@ -9,15 +9,15 @@ TOOLCHAIN := 1.95.0
 # Which Xen the builds, boots and benchmarks use: 4.20 (Debian 13's, the
 # default) or 4.17 (Debian 12's); `make test` tests both.
 XEN_VERSION ?= 4.20
-export V4V_XEN_VERSION := $(XEN_VERSION)
 CARGO := cargo +$(TOOLCHAIN)
 export V4V_CACHE := $(CACHE)
+export V4V_XEN_VERSION := $(XEN_VERSION)
 
 .PHONY: all setup test run bench host-test clippy fmt-check clean distclean
 
 all: xen guest
 
-# Idempotent: installs what is missing, downloads the Xen source once.
+# Idempotent: installs what is missing (apt packages, the Rust toolchain).
 setup:
 	@bash scripts/setup.sh
 

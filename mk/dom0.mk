@@ -1,7 +1,9 @@
 # The Linux dom0 image (Debian kernel + busybox + Xen's toolstack) and the
 # multi-domain harness tests/multi.py.
 #
-#   make dom0-image    build/dom0/vmlinux and the base tree build/dom0/rootfs
+#   make dom0-image    build/dom0-$(XEN_VERSION)/vmlinux and the base tree
+#                      build/dom0-$(XEN_VERSION)/rootfs (the dom0 of the Xen
+#                      stack XEN_VERSION: scripts/dom0-image.sh)
 #   make smoke-multi   one domU (the test guest in `demo` mode) created by
 #                      dom0 with xl, judged by tests/multi.py
 #
@@ -11,20 +13,21 @@
 # dom0-guest-overlay) and boot it with $(MULTI) --initrd OUT.cpio.
 .PHONY: dom0-image dom0-guest-overlay smoke-multi
 
-DOM0_DIR := $(BUILD)/dom0
+DOM0_DIR := $(BUILD)/dom0-$(XEN_VERSION)
 DOM0_VMLINUX := $(DOM0_DIR)/vmlinux
 DOM0_ROOTFS := $(DOM0_DIR)/rootfs
-# Inside build/dom0, so removing the image removes its stamp too.
+# Inside build/dom0-$(XEN_VERSION), so removing the image removes its stamp too.
 DOM0_STAMP := $(DOM0_DIR)/image.stamp
-DOM0_PACK := bash $(ROOT)/scripts/dom0-image.sh pack
+DOM0_PACK := V4V_XEN_VERSION=$(XEN_VERSION) bash $(ROOT)/scripts/dom0-image.sh pack
 DOM0_GUEST_OVERLAY := $(DOM0_DIR)/overlay-guest
 MULTI_TIMEOUT ?= 600
 MULTI := python3 $(ROOT)/tests/multi.py --xen $(XEN_IMAGE) --vmlinux $(DOM0_VMLINUX) \
 	--results $(RESULTS) --timeout $(MULTI_TIMEOUT)
 
 dom0-image: $(DOM0_STAMP)
-$(DOM0_STAMP): $(ROOT)/scripts/dom0-image.sh $(ROOT)/scripts/debs.sh $(ROOT)/dom0/init $(ROOT)/dom0/lib.sh | setup
-	nice bash $(ROOT)/scripts/dom0-image.sh
+$(DOM0_STAMP): $(ROOT)/scripts/dom0-image.sh $(ROOT)/scripts/suite.sh $(ROOT)/scripts/debs.sh \
+		$(ROOT)/dom0/init $(ROOT)/dom0/lib.sh | setup
+	V4V_XEN_VERSION=$(XEN_VERSION) nice bash $(ROOT)/scripts/dom0-image.sh
 	touch $@
 
 # The test guest at /boot/v4v-test-guest, as an overlay for DOM0_PACK.

@@ -1,18 +1,18 @@
 # Linux domUs with AF_VSOCK over V4V (issue 6; vsock-v4v/, scripts/linux-domu.sh).
 #
-#   make vsock-module   build/linux/vsock-v4v.ko against Debian's headers for
-#                       the kernel in build/dom0/kernel.env (-Werror; another
-#                       kernel: V4V_LINUX_KERNEL=ABI:VERSION, see
-#                       scripts/linux-domu.sh)
-#   make linux-domu     the domU initramfs build/linux/domu.cpio
+#   make vsock-module   build/linux-$(XEN_VERSION)/vsock-v4v.ko against Debian's
+#                       headers for the kernel in build/dom0-$(XEN_VERSION)/kernel.env
+#                       (-Werror; another kernel: V4V_LINUX_KERNEL=ABI:VERSION,
+#                       see scripts/linux-domu.sh)
+#   make linux-domu     the domU initramfs build/linux-$(XEN_VERSION)/domu.cpio
 #   make vsock-test     one boot: two Linux domUs over AF_VSOCK (socat echo,
 #                       64 MiB, 32 connections, refusal, viptables, peer
 #                       death, rmmod), judged against dom0/vsock/expect
 #                       (build/results/vsock.serial)
 .PHONY: vsock-module linux-domu vsock-test
 
-LINUX_DOMU := bash $(ROOT)/scripts/linux-domu.sh
-LINUX_OVERLAY := $(BUILD)/linux/overlay-dom0
+LINUX_DOMU := V4V_XEN_VERSION=$(XEN_VERSION) bash $(ROOT)/scripts/linux-domu.sh
+LINUX_OVERLAY := $(BUILD)/linux-$(XEN_VERSION)/overlay-dom0
 # The boot takes about 3.5 min here; dom0's script gets 10 min, QEMU 11.
 VSOCK_WATCHDOG ?= 600
 VSOCK_TIMEOUT ?= 660

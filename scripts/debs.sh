@@ -1,7 +1,11 @@
 # Cached Debian packages for the image scripts: sourced by
-# scripts/dom0-image.sh and scripts/linux-domu.sh, which set DEBS (the
-# cache folder), SUDO, log and die first. Packages are named PKG=VERSION;
-# `apt-get download` fetches them into $DEBS and nothing is installed.
+# scripts/dom0-image.sh and scripts/linux-domu.sh after scripts/suite.sh,
+# with DEBS (the cache folder), log and die set. Packages are named
+# PKG=VERSION; `apt-get download` on the private apt index of the suite in
+# DEBS_SUITE (bookworm, trixie: see suite.sh) fetches them into $DEBS.
+# Nothing is installed and the host's own apt index is neither used nor
+# changed, so a Debian 13 package is had the same way as a Debian 12 one.
+# DEBS_SUITE may be set for one call: `DEBS_SUITE=trixie fetch_debs ...`.
 
 # deb_file PKG=VERSION: the cached .deb's path (apt writes ':' as %3a;
 # architecture-independent packages end in _all).
@@ -13,38 +17,25 @@ deb_file() {
     echo "$DEBS/${pkg}_${ver//:/%3a}_amd64.deb"
 }
 
-APT_UPDATED=""
-apt_update_once() {
-    [ -z "$APT_UPDATED" ] || return 0
-    APT_UPDATED=1
-    log "apt-get update"
-    $SUDO apt-get update -qq || log "apt-get update failed; going on with apt's index as it is"
-}
+debs_suite() { [ -n "${DEBS_SUITE:-}" ] || die "DEBS_SUITE is not set"; echo "$DEBS_SUITE"; }
 
 # apt_download PKG=VERSION...: into the cache.
 apt_download() {
-    local aptopt=()
-    # As root, apt would drop to _apt, which cannot write into our cache.
-    if [ "$(id -u)" = 0 ]; then aptopt=(-o APT::Sandbox::User=root); fi
-    (cd "$DEBS" && apt-get download -qq "${aptopt[@]}" "$@") >&2
+    local suite
+    suite="$(debs_suite)"
+    mkdir -p "$DEBS"
+    (cd "$DEBS" && suite_apt "$suite" apt-get download -qq "$@") >&2
 }
 
-# in_index PKG=VERSION: apt's index has that version. (`apt-cache show
-# PKG=VERSION` exits 0 for a version it does not know, with only an
-# error on stderr, so the version is looked for in what it prints.)
-in_index() {
-    apt-cache show "$1" 2>/dev/null | grep -xF "Version: ${1#*=}" >/dev/null
-}
+# in_index PKG=VERSION: the suite's index has that version.
+in_index() { suite_in_index "$(debs_suite)" "$1"; }
 
-# apt_candidate PKG: the version apt would install, or nothing (none in
-# apt's index).
-apt_candidate() {
-    LC_ALL=C apt-cache policy "$1" | awk '$1 == "Candidate:" && $2 != "(none)" { print $2 }'
-}
+# apt_candidate PKG: the newest version in the suite's index, or nothing.
+apt_candidate() { suite_candidate "$(debs_suite)" "$1"; }
 
 # fetch_debs PKG=VERSION...: each one cached, downloading only what is
-# missing (with one apt-get update if apt's index lacks it); dies if one
-# cannot be had.
+# missing (the suite's index is brought up to date first, once a run);
+# dies if one cannot be had.
 fetch_debs() {
     mkdir -p "$DEBS"
     local want=() spec
@@ -52,13 +43,9 @@ fetch_debs() {
         [ -s "$(deb_file "$spec")" ] || want+=("$spec")
     done
     [ "${#want[@]}" -gt 0 ] || return 0
-    log "apt-get download ${want[*]}"
-    if ! apt_download "${want[@]}"; then
-        log "not in apt's index; apt-get update and retry"
-        apt_update_once
-        apt_download "${want[@]}" \
-            || die "cannot download ${want[*]} (pinned versions gone from the archive?)"
-    fi
+    log "apt-get download ($(debs_suite)) ${want[*]}"
+    apt_download "${want[@]}" \
+        || die "cannot download ${want[*]} from $(debs_suite) (pinned versions gone from the archive?)"
     for spec in "${want[@]}"; do
         [ -s "$(deb_file "$spec")" ] || die "apt-get download gave no $(deb_file "$spec")"
     done

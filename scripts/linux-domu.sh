@@ -8,53 +8,65 @@
 # dom0/vsock-bench/domu-bench.sh as /etc/v4v/vsock-bench.sh).
 #
 #   scripts/linux-domu.sh headers   fetch and unpack linux-headers-* and
-#                                   linux-kbuild-* (build/cache/linux), or
-#                                   for 6.12 make the build chroot
-#   scripts/linux-domu.sh module    build build/linux/vsock-v4v.ko (-Werror)
-#   scripts/linux-domu.sh image     the module, then build/linux/domu.cpio
+#                                   linux-kbuild-* (build/cache/linux-VER;
+#                                   6.1 only, see below)
+#   scripts/linux-domu.sh module    build build/linux-VER/vsock-v4v.ko (-Werror)
+#   scripts/linux-domu.sh image     the module, then build/linux-VER/domu.cpio
 #   scripts/linux-domu.sh overlay D the image as a dom0 overlay in D:
 #                                   /boot/linux-domu.cpio, /boot/vmlinux-domu
 #
-# The kernel is the one scripts/dom0-image.sh chose (build/dom0/kernel.env,
-# via its kernel-env subcommand), so headers and image always match it,
-# unless one of these says otherwise (both name the kernel the domUs boot):
+# VER is the Xen stack, V4V_XEN_VERSION (4.20, the default, or 4.17; see
+# scripts/dom0-image.sh). The kernel is the one scripts/dom0-image.sh chose
+# for that stack (build/dom0-VER/kernel.env, via its kernel-env
+# subcommand), so headers, modules and image always match it: the headers
+# and kbuild come from the stack's Debian suite (Debian 12's 6.1 for 4.17,
+# Debian 13's 6.12 for 4.20), vsock.ko and xen-netfront.ko from the very
+# kernel .deb dom0-image.sh fetched, busybox from its package tree.
+# Idempotent and cached like dom0-image.sh: .debs are fetched once with
+# `apt-get download` on a private apt index per suite (scripts/suite.sh,
+# scripts/debs.sh) into build/cache/linux-VER/debs (nothing installed
+# system-wide); every step is redone only when an input changed.
+#
+# How the module is built depends on the kernel's series (module): Debian
+# 12's 6.1 headers on this Debian 12 host with its gcc-12 (the compiler
+# they were made with); Debian 13's 6.12 headers inside a Debian 13 chroot
+# (build/cache/linux-VER/root-ABI, made once by mmdebstrap, see
+# scripts/suite.sh), since they carry gcc-14-only flags and the host has
+# no gcc-14. The chroot is reused while the versions it was made for stay
+# the same (no network then).
+#
+# Another kernel than the stack's (`headers` and `module` only: `image`
+# and `overlay` take the kernel package and vmlinux from dom0-image.sh):
 #   V4V_LINUX_KERNEL=ABI:VERSION  e.g. 6.12.118+deb13:6.12.118-1 (Debian
 #                                 13's linux-image-6.12.118+deb13-amd64)
 #   V4V_LINUX_KERNEL_ENV=FILE     a kernel.env to read (KERNEL_ABI,
 #                                 KERNEL_VERSION), e.g. another dom0's
-# e.g. `V4V_LINUX_KERNEL=6.12.118+deb13:6.12.118-1 scripts/linux-domu.sh
-# module` builds the module for Debian 13's kernel with no dom0 image
-# (only `headers` and `module`: `image` and `overlay` still take the
-# kernel package and vmlinux from dom0-image.sh's build).
-#
-# How the module is built depends on the kernel's series (kernel_method):
-# Debian 12's 6.1 headers on this Debian 12 host with its gcc-12 (the
-# compiler they were made with); Debian 13's 6.12 headers inside a Debian
-# 13 chroot (build/cache/linux/root-ABI, made once by mmdebstrap, see
-# scripts/suite.sh), since they carry gcc-14-only flags and the host has
-# no gcc-14.
-#
-# Idempotent and cached like dom0-image.sh: .debs are fetched once with
-# `apt-get download` into build/cache/linux/debs (nothing installed
-# system-wide), the chroot is kept and reused while the versions it was
-# made for stay the same (no network then); every step is redone only when
-# an input changed.
 set -euo pipefail
+
+STACK="${V4V_XEN_VERSION:-4.20}"
+case "$STACK" in
+    4.17) SUITE=bookworm ;;
+    4.20) SUITE=trixie ;;
+    *) printf 'linux-domu: error: V4V_XEN_VERSION must be 4.20 or 4.17, not %s\n' "$STACK" >&2; exit 1 ;;
+esac
 
 SOCAT_VERSION="1.7.4.4-2"
 LIBWRAP_VERSION="7.6.q-32"
 PYTHON_VERSION="3.11.2-6+deb12u8"
-# What goes into the domU image from Debian, unpacked into one tree:
-# socat, and Python's interpreter with its minimal standard library (the
-# vsock boot's pyvsock.py: AF_VSOCK from Python's own socket module).
+# What goes into the domU image from Debian (bookworm whatever the stack:
+# the domU's userland does not talk to Xen's toolstack), unpacked into one
+# tree: socat, and Python's interpreter with its minimal standard library
+# (the vsock boot's pyvsock.py: AF_VSOCK from Python's own socket module).
+IMAGE_SUITE=bookworm
 IMAGE_PKGS=("socat=$SOCAT_VERSION" "libwrap0=$LIBWRAP_VERSION"
     "python3.11-minimal=$PYTHON_VERSION" "libpython3.11-minimal=$PYTHON_VERSION")
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-CACHE="${V4V_CACHE:-$ROOT/build/cache}/linux"
+CACHE="${V4V_CACHE:-$ROOT/build/cache}/linux-$STACK"
 DEBS="$CACHE/debs"
-OUT="$ROOT/build/linux"
-DOM0_CACHE="${V4V_CACHE:-$ROOT/build/cache}/dom0"
+OUT="$ROOT/build/linux-$STACK"
+DOM0_CACHE="${V4V_CACHE:-$ROOT/build/cache}/dom0-$STACK"
+DOM0_OUT="$ROOT/build/dom0-$STACK"
 
 log() { printf 'linux-domu: %s\n' "$*" >&2; }
 die() { printf 'linux-domu: error: %s\n' "$*" >&2; exit 1; }
@@ -81,50 +93,40 @@ kernel_env() {
         env="$(bash "$ROOT/scripts/dom0-image.sh" kernel-env)" || die "dom0-image.sh kernel-env failed"
         eval "$env"
     fi
-    [ -n "${KERNEL_ABI:-}" ] && [ -n "${KERNEL_VERSION:-}" ] || die "no kernel (KERNEL_ABI, KERNEL_VERSION)"
+    [ -n "${KERNEL_ABI:-}" ] && [ -n "${KERNEL_VERSION:-}" ] || die "no kernel (KERNEL_ABI, KERNEL_VERSION in $DOM0_OUT/kernel.env)"
     # 6.1.0-57 -> 6.1, 6.12.118+deb13 -> 6.12
     KERNEL_SERIES="$(printf '%s\n' "$KERNEL_ABI" | sed -nE 's/^([0-9]+\.[0-9]+)[.-].*/\1/p')"
     [ -n "$KERNEL_SERIES" ] || die "cannot tell the series of kernel $KERNEL_ABI"
-    kernel_method
-    if [ "$KERNEL_METHOD" = host ]; then
-        KBUILD_SERIES="$KERNEL_SERIES"
-        choose_kbuild
-        PKGS=("linux-headers-$KERNEL_ABI-amd64=$KERNEL_VERSION"
-            "linux-headers-$KERNEL_ABI-common=$KERNEL_VERSION"
-            "linux-kbuild-$KBUILD_SERIES=$KBUILD_VERSION")
-    fi
+    choose_kbuild
+    PKGS=("linux-headers-$KERNEL_ABI-amd64=$KERNEL_VERSION"
+        "linux-headers-$KERNEL_ABI-common=$KERNEL_VERSION"
+        "$KBUILD_PKG=$KBUILD_VERSION")
 }
 
-# kernel_method: KERNEL_METHOD, how to build for the kernel's series; a
-# Debian kernel's headers only work with the compiler Debian built the
-# kernel with (their flags are that compiler's), so the series says which
-# Debian release, hence which compiler:
-#   host    Debian 12's 6.1: this Debian 12 machine's own gcc-12, the
-#           headers unpacked into the cache (headers)
-#   chroot  Debian 13's 6.12: gcc-14 in a Debian 13 chroot that has the
-#           headers installed (build_root, suite ROOT_SUITE)
-kernel_method() {
-    case "$KERNEL_SERIES" in
-        6.1) KERNEL_METHOD=host ;;
-        6.12) KERNEL_METHOD=chroot; ROOT_SUITE=trixie ;;
-        *) die "no way to build for the $KERNEL_SERIES series (kernel $KERNEL_ABI); see kernel_method" ;;
-    esac
-}
-
-# deb_file, apt_download, apt_update_once, in_index, apt_candidate, fetch_debs (shared
-# with dom0-image.sh).
+# suite_apt and friends (private apt index per suite), then deb_file,
+# apt_download, in_index, apt_candidate, fetch_debs on $DEBS_SUITE (shared
+# with dom0-image.sh): the kernel's packages come from the stack's suite.
+. "$ROOT/scripts/suite.sh"
+DEBS_SUITE="$SUITE"
 . "$ROOT/scripts/debs.sh"
 
-# choose_kbuild: KBUILD_VERSION, the linux-kbuild-SERIES to build with.
-# The headers ask for linux-kbuild-SERIES (>= KERNEL_VERSION), not for
-# that exact version: kbuild is the series' build tools (fixdep, modpost),
-# and the archive replaces it on its own (6.1.192-2 went, 6.1.192-3 came,
-# while the kernel and headers stayed at 6.1.192-2). So: the kernel's own
-# version where it is cached or in apt's index, else a cached one that
-# satisfies the dependency, else apt's candidate if it does.
+# choose_kbuild: KBUILD_PKG and KBUILD_VERSION, the kbuild package to
+# build with. Debian 13 names it after the kernel's ABI
+# (linux-kbuild-6.12.118+deb13), built from the same source as the kernel,
+# so its version is the kernel's. Debian 12 names it after the series
+# (linux-kbuild-6.1), and the headers ask for it at >= KERNEL_VERSION, not
+# for that exact version: kbuild is the series' build tools (fixdep,
+# modpost), and the archive replaces it on its own (6.1.192-2 went,
+# 6.1.192-3 came, while the kernel and headers stayed at 6.1.192-2). So:
+# the kernel's own version where it is cached or in apt's index, else a
+# cached one that satisfies the dependency, else apt's candidate if it does.
 choose_kbuild() {
-    local pkg="linux-kbuild-$KBUILD_SERIES" f v
+    local pkg="linux-kbuild-$KERNEL_SERIES" f v
     KBUILD_VERSION="$KERNEL_VERSION"
+    case "$KERNEL_ABI" in
+        *+deb*) KBUILD_PKG="linux-kbuild-$KERNEL_ABI"; return 0 ;;
+    esac
+    KBUILD_PKG="$pkg"
     [ -s "$(deb_file "$pkg=$KERNEL_VERSION")" ] && return 0
     for f in "$DEBS/${pkg}_"*.deb; do
         [ -s "$f" ] || continue
@@ -134,8 +136,6 @@ choose_kbuild() {
             return 0
         fi
     done
-    in_index "$pkg=$KERNEL_VERSION" && return 0
-    apt_update_once
     in_index "$pkg=$KERNEL_VERSION" && return 0
     v="$(apt_candidate "$pkg")"
     [ -n "$v" ] || die "no $pkg in apt's index"
@@ -149,7 +149,6 @@ choose_kbuild() {
 # Makefile points at /usr/src/...-common, which is rewritten to the tree.
 headers() {
     kernel_env
-    if [ "$KERNEL_METHOD" = chroot ]; then build_root; return 0; fi
     fetch_debs "${PKGS[@]}"
     local tree="$CACHE/headers" stamp="$CACHE/headers.stamp" key spec
     key="${PKGS[*]}"
@@ -185,8 +184,6 @@ build_root() {
         [ -f "$CROOT/usr/src/$pkg/Makefile" ]; then
         return 0
     fi
-    # shellcheck source=suite.sh
-    . "$ROOT/scripts/suite.sh"
     if ! suite_in_index "$ROOT_SUITE" "$pkg=$KERNEL_VERSION" &&
         [ -z "$(suite_candidate "$ROOT_SUITE" "$pkg")" ]; then
         die "$ROOT_SUITE has no $pkg at all: the module must be built for the kernel the domUs boot; choose a kernel the archive has"
@@ -229,41 +226,39 @@ chroot_build() {
     rm -rf "$CROOT/build"
 }
 
-# module: the sources copied into build/linux/module-ABI and built there
-# (the source folder stays clean), on the host or in the chroot
-# (kernel_method); build/linux/vsock-v4v.ko is the one for the current
-# kernel. Built once per kernel and source, so switching kernels back and
-# forth does not rebuild.
+# module: build/linux-VER/vsock-v4v.ko for the kernel (the stack's, or
+# the one an override names), rebuilt only when the headers or the sources
+# changed. The sources are copied into build/linux-VER/module and built
+# there, so the source folder stays clean. How depends on the series:
+# Debian 12's 6.1 on this host (headers, module_build_6_1), Debian 13's
+# 6.12 in its chroot (build_root, chroot_build).
 module() {
     kernel_env
-    local src="$ROOT/vsock-v4v" mdir="$OUT/module-$KERNEL_ABI" key stampf
-    if [ "$KERNEL_METHOD" = chroot ]; then
-        build_root
-        stampf="$CROOT_STAMP"
-    else
-        headers
-        stampf="$CACHE/headers.stamp"
-    fi
+    local src="$ROOT/vsock-v4v" stamp="$OUT/module.stamp" key stampf
+    case "$KERNEL_SERIES" in
+        6.1) headers; stampf="$CACHE/headers.stamp" ;;
+        6.12) ROOT_SUITE=trixie; build_root; stampf="$CROOT_STAMP" ;;
+        *) die "no build of vsock-v4v.ko for Linux $KERNEL_SERIES ($KERNEL_ABI-amd64); see module()" ;;
+    esac
     key="$(cat "$stampf" "$src"/*.c "$src"/*.h "$src/Kbuild" | sha256sum | cut -d' ' -f1)"
-    if ! [ -f "$mdir.stamp" ] || [ "$(cat "$mdir.stamp")" != "$key" ] || ! [ -s "$mdir/vsock-v4v.ko" ]; then
-        log "building vsock-v4v.ko against $KERNEL_ABI-amd64 ($KERNEL_METHOD)"
-        rm -rf "$mdir" "$mdir.stamp" && mkdir -p "$mdir"
-        cp "$src"/*.c "$src"/*.h "$src/Kbuild" "$mdir/"
-        if [ "$KERNEL_METHOD" = chroot ]; then
-            chroot_build "$mdir" || die "module build failed (in $CROOT)"
-        else
-            nice make -s -C "$HDR" M="$mdir" modules >&2 || die "module build failed"
-        fi
-        echo "$key" > "$mdir.stamp"
-        log "built $mdir/vsock-v4v.ko"
-    fi
-    mkdir -p "$OUT"
-    if ! [ -f "$OUT/module.stamp" ] || [ "$(cat "$OUT/module.stamp")" != "$key" ] ||
-        ! cmp -s "$mdir/vsock-v4v.ko" "$OUT/vsock-v4v.ko"; then
-        cp "$mdir/vsock-v4v.ko" "$OUT/vsock-v4v.ko"
-        echo "$key" > "$OUT/module.stamp"
-        log "$OUT/vsock-v4v.ko: for $KERNEL_ABI-amd64"
-    fi
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -s "$OUT/vsock-v4v.ko" ]; then return 0; fi
+    MDIR="$OUT/module"
+    rm -rf "$MDIR" "$stamp" && mkdir -p "$MDIR"
+    cp "$src"/*.c "$src"/*.h "$src/Kbuild" "$MDIR/"
+    log "building vsock-v4v.ko against $KERNEL_ABI-amd64"
+    case "$KERNEL_SERIES" in
+        6.1) module_build_6_1 ;;
+        6.12) chroot_build "$MDIR" || die "module build failed (in $CROOT)" ;;
+    esac
+    cp "$MDIR/vsock-v4v.ko" "$OUT/vsock-v4v.ko"
+    echo "$key" > "$stamp"
+    log "built $OUT/vsock-v4v.ko"
+}
+
+# module_build_6_1: Debian 12's headers and kbuild tools run on this
+# Debian 12 machine, with its gcc-12 (the kernel's compiler), in $MDIR.
+module_build_6_1() {
+    nice make -s -C "$HDR" M="$MDIR" modules >&2 || die "module build failed"
 }
 
 copy_lib() {
@@ -283,7 +278,7 @@ image() {
     module
     local pk="$CACHE/pkgs" pstamp="$CACHE/pkgs.stamp" key spec
     key="${IMAGE_PKGS[*]}"
-    fetch_debs "${IMAGE_PKGS[@]}"
+    DEBS_SUITE="$IMAGE_SUITE" fetch_debs "${IMAGE_PKGS[@]}"
     if ! [ -f "$pstamp" ] || [ "$(cat "$pstamp")" != "$key" ]; then
         rm -rf "$pk" && mkdir -p "$pk"
         for spec in "${IMAGE_PKGS[@]}"; do dpkg-deb -x "$(deb_file "$spec")" "$pk"; done
@@ -291,8 +286,9 @@ image() {
     fi
     local kdeb="$DOM0_CACHE/debs/linux-image-${KERNEL_ABI}-amd64_${KERNEL_VERSION}_amd64.deb"
     [ -s "$kdeb" ] || die "no kernel package $kdeb (scripts/dom0-image.sh fetches it)"
-    local busybox="$DOM0_CACHE/pkgs/bin/busybox"
-    [ -x "$busybox" ] || die "no $busybox (scripts/dom0-image.sh unpacks it)"
+    local busybox="$DOM0_CACHE/tree/bin/busybox"
+    [ -x "$busybox" ] || busybox="$DOM0_CACHE/tree/usr/bin/busybox"
+    [ -x "$busybox" ] || die "no busybox in $DOM0_CACHE/tree (scripts/dom0-image.sh extracts it)"
 
     local istamp="$OUT/domu.stamp" ikey
     ikey="$(cat "$pstamp" "$OUT/module.stamp" "$0" "$ROOT/dom0/vsock/domu-init" \
@@ -354,17 +350,27 @@ image() {
 
     # Modules from the kernel package, loaded by /init in name order: the
     # vsock core, and the PV network frontend (for the benchmark's TCP; a
-    # domU without a vif just has no eth0).
-    local mspec mpath mfile
+    # domU without a vif just has no eth0). Debian 12 ships them as plain
+    # .ko under /lib/modules, Debian 13 as .ko.xz under /usr/lib/modules.
+    local mspec mpath mfile kx="$OUT/kernel-modules"
+    rm -rf "$kx" && mkdir -p "$kx"
+    dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$kx" --wildcards \
+        "*lib/modules/$KERNEL_ABI-amd64/kernel/net/vmw_vsock/vsock.ko*" \
+        "*lib/modules/$KERNEL_ABI-amd64/kernel/drivers/net/xen-netfront.ko*" ||
+        die "no vsock or xen-netfront module in $kdeb"
     for mspec in 1-vsock:net/vmw_vsock/vsock 3-xen-netfront:drivers/net/xen-netfront; do
-        mpath="./lib/modules/$KERNEL_ABI-amd64/kernel/${mspec#*:}.ko"
+        mpath="$(find "$kx" -path "*/modules/$KERNEL_ABI-amd64/kernel/${mspec#*:}.ko*" | head -n 1)"
         mfile="$r/lib/modules/v4v/${mspec%%:*}.ko"
-        dpkg-deb --fsys-tarfile "$kdeb" | tar -x -O "$mpath" > "$mfile" ||
-            die "no $mpath in $kdeb"
+        case "$mpath" in
+            *.ko) cp "$mpath" "$mfile" ;;
+            *.ko.xz) xz -dc "$mpath" > "$mfile" ;;
+            *) die "no ${mspec#*:}.ko in $kdeb" ;;
+        esac
         if [ "$(head -c 4 "$mfile" | od -An -c | tr -d ' ')" != '177ELF' ]; then
             die "$mpath from $kdeb is not a plain ELF module"
         fi
     done
+    rm -rf "$kx"
     install -m 644 "$OUT/vsock-v4v.ko" "$r/lib/modules/v4v/2-vsock-v4v.ko"
     install -m 755 "$ROOT/dom0/vsock/domu-init" "$r/init"
     printf 'root:x:0:0:root:/root:/bin/sh\n' > "$r/etc/passwd"
@@ -380,7 +386,7 @@ overlay() {
     image
     mkdir -p "$1/boot"
     cp "$OUT/domu.cpio" "$1/boot/linux-domu.cpio"
-    cp "$ROOT/build/dom0/vmlinux" "$1/boot/vmlinux-domu"
+    cp "$DOM0_OUT/vmlinux" "$1/boot/vmlinux-domu"
 }
 
 case "${1:-image}" in

@@ -16,12 +16,16 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # --- apt packages ---------------------------------------------------------
 APT_PKGS=(qemu-system-x86 bison flex cpio dpkg-dev python3 make gcc binutils xz-utils ca-certificates
-    # system libraries of the dom0 image's Xen tools (scripts/dom0-image.sh)
-    libc6 libgcc-s1 libuuid1 liblzma5 libzstd1 zlib1g
+    # the dom0 images (scripts/dom0-image.sh, scripts/suite.sh): Debian 12's
+    # or 13's packages with all their dependencies, extracted by mmdebstrap
+    # from a private apt index checked against Debian's keys; zstd unpacks
+    # Debian 13's kernel
+    mmdebstrap debian-archive-keyring zstd
     # the Linux domUs of `make vsock-test` (scripts/linux-domu.sh): the
     # kernel module is built with gcc-12 (the kernel's compiler), the static
-    # vdgram tool with libc6-dev, and socat's libraries come from the host
-    gcc-12 libc6-dev libssl3)
+    # vdgram tool with libc6-dev, and socat's and Python's libraries come
+    # from the host
+    gcc-12 libc6-dev libc6 zlib1g libexpat1 libssl3)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -107,6 +107,9 @@ suite_apt() {
 }
 
 suite_in_index() {
+    # The update first, so that its log line and errors are not hidden
+    # with apt-cache's complaint about an unknown version.
+    suite_update "$1"
     suite_apt "$1" apt-cache show "$2" 2>/dev/null | grep -xF "Version: ${2#*=}" >/dev/null
 }
 

@@ -64,7 +64,7 @@ ROWS = [
 def report_args(p, scripts, out, files):
     """The options every benchmark report takes: a dom0 image whose
     scripts are dom0/SCRIPTS, the expect file there, where the FILES go."""
-    p.add_argument("--vmlinux", default=os.path.join(ROOT, "build/dom0/vmlinux"))
+    p.add_argument("--vmlinux", default=multi.DEFAULT_VMLINUX)
     p.add_argument("--initrd", help=f"dom0 initramfs with dom0/{scripts} (required to boot)")
     p.add_argument("--dom0-cmdline", default=multi.DEFAULT_DOM0_CMDLINE)
     p.add_argument("--expect", default=os.path.join(ROOT, f"dom0/{scripts}/expect"))

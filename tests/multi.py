@@ -37,6 +37,10 @@ from qemu import PANIC_RE, ROOT, XEN_TROUBLE_RE  # noqa: E402
 # `quiet` (loglevel 4: warnings and errors still show) saves about 2 s of
 # boot log on the serial line under TCG.
 DEFAULT_DOM0_CMDLINE = "console=hvc0 earlyprintk=xen quiet"
+# The dom0 kernel of the Xen stack in V4V_XEN_VERSION (the Makefile's
+# XEN_VERSION), as scripts/dom0-image.sh builds it.
+DEFAULT_VMLINUX = os.path.join(ROOT, "build", "dom0-" + os.environ.get("V4V_XEN_VERSION", "4.20"),
+                               "vmlinux")
 
 RESULT_RE = re.compile(
     r"V4VT (?P<res>ok|not ok) (?:(?P<idx>\d+) (?=\S))?(?P<name>\S+)"
@@ -65,8 +69,9 @@ GRACE_AFTER_PANIC = 3.0
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--vmlinux", default=os.path.join(ROOT, "build/dom0/vmlinux"),
-                   help="dom0 kernel, plain ELF (default build/dom0/vmlinux)")
+    p.add_argument("--vmlinux", default=DEFAULT_VMLINUX,
+                   help="dom0 kernel, plain ELF (default build/dom0-$V4V_XEN_VERSION/vmlinux, "
+                   "4.20 when unset)")
     p.add_argument("--initrd", required=True,
                    help="dom0 initramfs, uncompressed cpio (scripts/dom0-image.sh pack)")
     p.add_argument("--dom0-cmdline", default=DEFAULT_DOM0_CMDLINE,
