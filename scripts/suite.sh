@@ -148,6 +148,7 @@ suite_mmdebstrap() {
     mkdir -p "$(suite_dir "$suite")"
     suite_sources "$suite" > "$src"
     rm -rf "$dir.tmp"
+    mkdir -p "$(dirname "$dir")"
     log "mmdebstrap --variant=$variant $suite: $*"
     mmdebstrap --quiet --mode=root --variant="$variant" --format=directory \
         --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='Acquire::Languages "none"' \
