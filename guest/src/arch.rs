@@ -51,7 +51,7 @@ global_asm!(
     v4v_xen_note_str 5, "xen-3.0"
     v4v_xen_note_str 8, "generic"
     v4v_xen_note_quad 3, VIRT_BASE
-    v4v_xen_note_quad 4, VIRT_BASE
+    v4v_xen_note_quad 4, 0
     v4v_xen_note_quad 2, v4v_hypercall_page
     v4v_xen_note_quad 1, _start
     "#,

@@ -9,7 +9,8 @@
 use super::{hypercall, nr, start_info};
 use v4v_abi::PAGE_SIZE;
 
-/// Link and load base (see `linker/guest.ld` and the ELF notes).
+/// Virtual base of the image: guest frame = (va - VIRT_BASE) >> 12 (see
+/// `linker/guest.ld` and the ELF notes; the image itself starts 2 MiB above).
 pub const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
 
 const PTE_PRESENT: u64 = 1 << 0;
