@@ -2,7 +2,8 @@
 # /etc/v4v/lib.sh; a scenario starts with `. /etc/v4v/lib.sh`.
 #
 #   domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID] [RAMDISK] [VIF]
-#                         start a PV domU (created paused and left so with
+#                         start a domU, PV or, if NAME is in
+#                         $V4V_PVH_DOMUS, PVH (created paused and left so with
 #                         V4V_PAUSED=1); prints its domain id on stdout;
 #                         with WANT_ID, a domU that got another id is
 #                         destroyed before it runs, and the call fails;
@@ -17,6 +18,10 @@
 #   domus_finished RESULT TIMEOUT_S NAME...
 #                         wait_gone each; reports RESULT ok, or fail naming
 #                         the domains still running (which it destroys)
+#   kinds_as_planned RESULT NAME...
+#                         each test-guest domU's banner names the start
+#                         info of the kind domu_type planned (PV or PVH);
+#                         reports RESULT ok, or fail naming the others
 #   dump_log NAME         its console log, each line prefixed "[NAME] "
 #   domu_log NAME         the console log's path
 #   result ok|fail NAME [WHY]
@@ -47,6 +52,14 @@ _v4v_uuid() {
     echo "$h" | sed 's/^\(.\{8\}\)\(.\{4\}\).\(.\{3\}\).\(.\{3\}\)\(.\{12\}\)$/\1-\2-4\3-8\4-\5/'
 }
 
+# The kind of domU NAME is created as: "pvh" when NAME is one of the
+# space-separated names in V4V_PVH_DOMUS (a boot sets it in
+# /etc/v4v/pvh-domus, read below), else "pv".
+domu_type() {
+    case " ${V4V_PVH_DOMUS:-} " in *" $1 "*) echo pvh ;; *) echo pv ;; esac
+}
+[ -z "${V4V_PVH_DOMUS:-}" ] && [ -f /etc/v4v/pvh-domus ] && V4V_PVH_DOMUS=$(cat /etc/v4v/pvh-domus)
+
 domu_create() {
     if [ $# -lt 3 ]; then
         echo "domu_create: usage: domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID] [RAMDISK] [VIF]" >&2
@@ -69,7 +82,7 @@ domu_create() {
     cat > "$_cfg" <<EOF
 name = "$_name"
 uuid = "$(_v4v_uuid "$_name")"
-type = "pv"
+type = "$(domu_type "$_name")"
 kernel = "$_kernel"
 $_rd
 extra = "$_extra"
@@ -112,7 +125,7 @@ EOF
         xl destroy "$_name" 2>/dev/null
         return 1
     fi
-    echo "dom0: created $_name as domain $_id ($_vcpus vCPU, $_mem MiB, extra '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s" >&2
+    echo "dom0: created $_name as domain $_id ($(domu_type "$_name"), $_vcpus vCPU, $_mem MiB, extra '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s" >&2
     echo "$_id"
 }
 
@@ -127,6 +140,22 @@ wait_log() {
         sleep "${4:-0.2}"
     done
     return 0
+}
+
+kinds_as_planned() {
+    _res=$1; shift
+    _wrong=""
+    for _d in "$@"; do
+        # The banner: "V4V test guest: domU on Xen 4.20 (xen-3.0-x86_64-pvh), ..."
+        _magic='xen-3\.0-x86_64'
+        [ "$(domu_type "$_d")" = pvh ] && _magic="$_magic-pvh"
+        wait_log "$_d" "V4V test guest: .* \($_magic\)" 120 || _wrong="$_wrong $_d"
+    done
+    if [ -z "$_wrong" ]; then
+        result ok "$_res"
+    else
+        result fail "$_res" "not booted as planned ($(for _d in "$@"; do printf '%s=%s ' "$_d" "$(domu_type "$_d")"; done)):$_wrong"
+    fi
 }
 
 wait_gone() {

@@ -1,13 +1,14 @@
-# The Rust PV test guest and the QEMU harness (owned by the guest work).
+# The Rust test guest (PV and PVH) and the QEMU harness (owned by the guest work).
 #
 #   make guest       build the guest ELF (incremental)
 #   make boot-test   boot Xen + the guest as dom0 in `tests` mode, judge it
+#   make boot-test-pvh  the same with the guest as a PVH dom0
 #   (make run and make run-dom0 are in mk/scenarios.mk)
 #
 # XEN_IMAGE is the multiboot Xen image QEMU boots; BOOT_XEN_DEP the target
 # that builds it (empty: boot whatever XEN_IMAGE names, e.g. the unpatched
 # one that `make xen-stock` builds for harness bring-up).
-.PHONY: guest boot-test boot-test-debug xen-stock boot-test-stock guest-clippy
+.PHONY: guest boot-test boot-test-pvh boot-test-debug boot-test-pvh-debug xen-stock boot-test-stock guest-clippy
 
 GUEST_TRIPLE := x86_64-unknown-none
 GUEST_TARGET_DIR := $(BUILD)/target-guest
@@ -32,9 +33,18 @@ boot-test: guest $(BOOT_XEN_DEP)
 	@mkdir -p $(RESULTS)
 	$(BOOT) --mode tests --name boot-dom0$(RESULT_SUFFIX) --counts $(RESULTS)/boot$(RESULT_SUFFIX).counts
 
+# The same suite with the guest booted as a PVH dom0: the translated-guest
+# half of the shim (GFNs through the p2m, linear addresses through the
+# guest's page tables, the HVM hypercall path).
+boot-test-pvh: guest $(BOOT_XEN_DEP)
+	@mkdir -p $(RESULTS)
+	$(BOOT) --mode tests --pvh --name boot-pvh-dom0$(RESULT_SUFFIX) --counts $(RESULTS)/boot-pvh$(RESULT_SUFFIX).counts
+
 # The same on the debug hypervisor.
 boot-test-debug:
 	$(MAKE) --no-print-directory boot-test XEN_VARIANT=debug
+boot-test-pvh-debug:
+	$(MAKE) --no-print-directory boot-test-pvh XEN_VARIANT=debug
 
 # An unpatched Xen (hypercall 43 answers -ENOSYS), for bringing up the guest
 # and the harness without the engine.

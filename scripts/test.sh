@@ -48,13 +48,15 @@ stage guest-clippy make --no-print-directory guest-clippy
 
 # Each hypervisor: build, then the ABI (public header and FFI
 # declarations) and disassembly checks, the in-guest suite with the test
-# guest as dom0, the multi-domain scenarios with a Linux dom0.
+# guest as a PV dom0 and as a PVH dom0, the multi-domain scenarios with a
+# Linux dom0.
 hypervisor() {
     local v="$1"
     stage "xen-$v" make --no-print-directory XEN_VERSION="$v" xen
     stage "abi-check-$v" make --no-print-directory XEN_VERSION="$v" abi-check
     stage "disasm-$v" make --no-print-directory XEN_VERSION="$v" disasm-check
     stage "boot-$v" make --no-print-directory XEN_VERSION="$v" boot-test
+    stage "boot-pvh-$v" make --no-print-directory XEN_VERSION="$v" boot-test-pvh
     stage "multi-$v" make --no-print-directory XEN_VERSION="$v" multi-test
 }
 
@@ -66,6 +68,7 @@ stage starve-4.20 make --no-print-directory "${V[@]}" starve-test
 stage xen-4.20-debug make --no-print-directory "${V[@]}" xen-debug
 stage disasm-4.20-debug make --no-print-directory "${V[@]}" disasm-check-debug
 stage boot-4.20-debug make --no-print-directory "${V[@]}" boot-test-debug
+stage boot-pvh-4.20-debug make --no-print-directory "${V[@]}" boot-test-pvh-debug
 stage multi-4.20-debug make --no-print-directory "${V[@]}" multi-test-debug
 # Two Linux 6.12 domUs talking AF_VSOCK over V4V.
 stage vsock-4.20 make --no-print-directory "${V[@]}" vsock-test

@@ -34,6 +34,9 @@ LINE_RE = re.compile(
     r"|(?P<done>done))\s*$"
 )
 # After the verdict is out, give Xen this long to reset the machine.
+# The guest's banner: "V4V test guest: dom0 (privileged) on Xen 4.20
+# (xen-3.0-x86_64), ...", the part in parentheses after the version.
+KIND_RE = re.compile(r"V4V test guest: .*? on Xen \S+ \(([^)]*)\)")
 GRACE_AFTER_DONE = 10.0
 GRACE_AFTER_PANIC = 3.0
 
@@ -49,6 +52,9 @@ def parse_args():
                         "instructions")
     p.add_argument("--guest-args", default="",
                    help="extra guest arguments, e.g. 'filter=send'")
+    p.add_argument("--pvh", action="store_true",
+                   help="boot the guest as a PVH dom0 (dom0=pvh dom0-iommu=none) and "
+                        "require that it ran as one")
     qemu.add_common_args(
         p, name="boot-dom0", timeout=120.0, xen_cmdline=qemu.xen_cmdline("64M"),
         echo_help="show the guest's lines (and Xen's banner) as they arrive")
@@ -66,8 +72,13 @@ class Run:
         self.bail = None
         self.panic = None
         self.first_v4vt = None
+        self.kind = None  # the start_info magic the guest reported
+
 
     def feed(self, line, now):
+        k = KIND_RE.search(line)
+        if k and self.kind is None:
+            self.kind = k.group(1)
         m = LINE_RE.search(line)
         if m:
             if self.first_v4vt is None:
@@ -115,7 +126,8 @@ def echo(args, line):
 
 def boot(args, run, serial):
     guest_arg = " ".join(x for x in (args.mode, args.guest_args) if x)
-    cmd = qemu.qemu_cmd(args.qemu, "qemu64", 512, args.xen, args.xen_cmdline,
+    cmdline = args.xen_cmdline + (" dom0=pvh dom0-iommu=none" if args.pvh else "")
+    cmd = qemu.qemu_cmd(args.qemu, "qemu64", 512, args.xen, cmdline,
                         [f"{args.guest} {guest_arg}"], smp=args.smp)
     if args.icount is not None:
         cmd += ["-icount", f"shift={args.icount},sleep=off"]
@@ -156,6 +168,11 @@ def main():
         problems.append(f"guest bailed out: {run.bail}")
     if run.panic:
         problems.append(f"Xen or dom0 died: {run.panic}")
+    # The guest's banner names the start info it got: a PV one
+    # ("xen-3.0-x86_64") or the one its PVH entry made ("...-pvh").
+    want_kind = "xen-3.0-x86_64-pvh" if args.pvh else "xen-3.0-x86_64"
+    if run.kind != want_kind:
+        problems.append(f"guest booted as {run.kind or 'nothing'}, not {want_kind}")
     if timed_out:
         problems.append(f"watchdog: no verdict after {args.timeout:.0f} s")
     elif not run.done and not run.bail:

@@ -1,11 +1,12 @@
-//! PV x86_64 entry: the ELF notes the domain builder reads, the hypercall
-//! page, the boot stack, and a trap table that prints a register dump when
-//! the guest takes an exception.
+//! x86_64 entry: the ELF notes the domain builders read, the PV entry, the
+//! hypercall page, the boot stack, and exception handlers that print a
+//! register dump when the guest takes an exception.
 //!
 //! Xen starts a PV64 guest at `ENTRY` in ring 3 with paging on, event
 //! upcalls masked, `rsi` = virtual address of `start_info` and `rsp` on a
 //! small bootstrap stack. The entry switches to the guest's own stack and
-//! calls [`crate::start`].
+//! calls [`crate::start`]. A PVH guest starts at `PHYS32_ENTRY` instead
+//! (see `pvh.rs`), which reaches the same [`crate::start`].
 
 use core::arch::global_asm;
 
@@ -54,6 +55,7 @@ global_asm!(
     v4v_xen_note_quad 4, 0
     v4v_xen_note_quad 2, v4v_hypercall_page
     v4v_xen_note_quad 1, _start
+    v4v_xen_note_quad 18, __pvh_entry_phys
     "#,
     options(att_syntax)
 );
@@ -83,6 +85,7 @@ global_asm!(
     .balign 4096
     v4v_stack_bottom:
         .skip {stack_size}
+    .globl v4v_stack_top
     v4v_stack_top:
     .popsection
     "#,
@@ -95,13 +98,18 @@ global_asm!(
 // stack (lowest address first): rcx, r11, [error code], rip, cs, rflags,
 // rsp, ss. Each stub pushes whether an error code is present and the
 // vector; the common path saves the remaining registers and hands the frame
-// to `trap_dump`.
+// to `trap_dump`. A PVH guest's IDT points at `v4v_pvh_trap_N`, which
+// pushes r11 and rcx over the CPU's frame to make the PV one, then joins.
 macro_rules! trap_stubs {
     ($( $vec:literal $err:literal ),* $(,)?) => {
         global_asm!(
             concat!(
                 ".pushsection .text.v4v_traps, \"ax\"\n",
                 $(
+                    ".globl v4v_pvh_trap_", $vec, "\n",
+                    "v4v_pvh_trap_", $vec, ":\n",
+                    "  push %r11\n",
+                    "  push %rcx\n",
                     ".globl v4v_trap_", $vec, "\n",
                     "v4v_trap_", $vec, ":\n",
                     "  push $", $err, "\n",
@@ -157,6 +165,21 @@ unsafe extern "C" {
     static v4v_trap_16: u8;
     static v4v_trap_17: u8;
     static v4v_trap_19: u8;
+    static v4v_pvh_trap_0: u8;
+    static v4v_pvh_trap_1: u8;
+    static v4v_pvh_trap_3: u8;
+    static v4v_pvh_trap_4: u8;
+    static v4v_pvh_trap_5: u8;
+    static v4v_pvh_trap_6: u8;
+    static v4v_pvh_trap_7: u8;
+    static v4v_pvh_trap_10: u8;
+    static v4v_pvh_trap_11: u8;
+    static v4v_pvh_trap_12: u8;
+    static v4v_pvh_trap_13: u8;
+    static v4v_pvh_trap_14: u8;
+    static v4v_pvh_trap_16: u8;
+    static v4v_pvh_trap_17: u8;
+    static v4v_pvh_trap_19: u8;
 }
 
 /// Number of exception vectors the guest handles.
@@ -192,10 +215,42 @@ pub fn trap_entries() -> [TrapInfo; NR_TRAPS] {
     })
 }
 
+/// The PVH entry points of the same handlers, as (vector, address), for
+/// the IDT (see `pvh.rs`).
+pub fn pvh_trap_handlers() -> impl Iterator<Item = (u8, u64)> {
+    let pvh: [u64; NR_TRAPS] = [
+        (&raw const v4v_pvh_trap_0) as u64,
+        (&raw const v4v_pvh_trap_1) as u64,
+        (&raw const v4v_pvh_trap_3) as u64,
+        (&raw const v4v_pvh_trap_4) as u64,
+        (&raw const v4v_pvh_trap_5) as u64,
+        (&raw const v4v_pvh_trap_6) as u64,
+        (&raw const v4v_pvh_trap_7) as u64,
+        (&raw const v4v_pvh_trap_10) as u64,
+        (&raw const v4v_pvh_trap_11) as u64,
+        (&raw const v4v_pvh_trap_12) as u64,
+        (&raw const v4v_pvh_trap_13) as u64,
+        (&raw const v4v_pvh_trap_14) as u64,
+        (&raw const v4v_pvh_trap_16) as u64,
+        (&raw const v4v_pvh_trap_17) as u64,
+        (&raw const v4v_pvh_trap_19) as u64,
+    ];
+    trap_entries()
+        .into_iter()
+        .zip(pvh)
+        .map(|(t, addr)| (t.vector, addr))
+}
+
 const HYPERVISOR_SET_TRAP_TABLE: u32 = 0;
 
-/// Installs the exception handlers. Returns Xen's result (0 on success).
+/// Installs the exception handlers (PV: `set_trap_table`; PVH: the IDT is
+/// loaded at entry, and event upcalls are switched on here, once the
+/// shared info page and the GS base they use are in place). Returns Xen's
+/// result (0 on success).
 pub fn install_trap_table() -> i64 {
+    if crate::pvh::is_pvh() {
+        return crate::pvh::enable_events();
+    }
     let mut table = [TrapInfo::default(); NR_TRAPS + 1];
     table[..NR_TRAPS].copy_from_slice(&trap_entries());
     // The last entry stays all-zero: it ends the table.
@@ -251,7 +306,12 @@ extern "C" fn trap_dump(frame: *const u64) -> ! {
         crate::println!("  {:>6} = {:#018x}", n, v);
     }
     if vector == 14 {
-        if let Some(cr2) = crate::xen::event::fault_address(cpu) {
+        let cr2 = if crate::pvh::is_pvh() {
+            Some(crate::pvh::fault_address())
+        } else {
+            crate::xen::event::fault_address(cpu)
+        };
+        if let Some(cr2) = cr2 {
             crate::println!("  {:>6} = {:#018x}", "cr2", cr2);
         }
     }

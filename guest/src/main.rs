@@ -1,4 +1,4 @@
-//! V4V test guest: a `no_std` PV x86_64 kernel that exercises the V4V
+//! V4V test guest: a `no_std` x86_64 kernel, PV or PVH, that exercises the V4V
 //! hypercall from inside a Xen domain, as dom0 or as a domU.
 //!
 //! Modes (first word of the command line): `tests` runs the test list and
@@ -17,6 +17,7 @@ mod cmdline;
 mod console;
 mod demo;
 mod heap;
+mod pvh;
 mod scenario;
 mod smp;
 mod tests;

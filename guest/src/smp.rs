@@ -88,7 +88,11 @@ pub fn init() -> i64 {
     let base = &raw const PERCPU[0] as u64;
     // SAFETY: `base` is vCPU 0's PerCpu slot, a static whose first field
     // is the id `cpu_id` reads.
-    let rc = unsafe { vcpu::set_gs_base_kernel(base) };
+    let rc = if crate::pvh::is_pvh() {
+        crate::pvh::set_gs_base(base)
+    } else {
+        unsafe { vcpu::set_gs_base_kernel(base) }
+    };
     if rc == 0 {
         GS_READY.store(true, Ordering::Release);
     }
@@ -186,13 +190,6 @@ pub fn join_for(cpu: u32, max_yields: u64) -> bool {
 /// Builds vCPU `cpu`'s first context and loads it with
 /// `VCPUOP_initialise` (the vCPU stays down). Returns Xen's result.
 fn first_initialise(cpu: u32) -> i64 {
-    let si = start_info::get();
-    let Some(l4_mfn) = mm::bootstrap_mfn(si.pt_base) else {
-        return EINVAL;
-    };
-    if !event::mask_upcalls(cpu) {
-        return EINVAL;
-    }
     let layout = Layout::from_size_align(STACK_SIZE, 4096).expect("stack layout");
     // SAFETY: the layout has a non-zero size.
     let stack = unsafe { alloc::alloc::alloc_zeroed(layout) };
@@ -202,7 +199,34 @@ fn first_initialise(cpu: u32) -> i64 {
     // The stack is never freed: the vCPU keeps running on it after each
     // down/up. Its top is 16-byte aligned, as the trampoline needs.
     let top = stack as u64 + STACK_SIZE as u64;
+    let gs = &raw const PERCPU[cpu as usize] as u64;
+    let rc = if crate::pvh::is_pvh() {
+        crate::pvh::initialise_vcpu(cpu, top, gs)
+    } else {
+        pv_initialise(cpu, top, gs)
+    };
+    if rc == 0 {
+        PERCPU[cpu as usize]
+            .initialised
+            .store(true, Ordering::Release);
+    } else {
+        // SAFETY: allocated above with this layout; Xen refused the
+        // context, so no vCPU uses the stack.
+        unsafe { alloc::alloc::dealloc(stack, layout) };
+    }
+    rc
+}
 
+/// A PV vCPU's first context: at the trampoline below on stack `top`, the
+/// boot vCPU's page tables and trap handlers, GS base `gs`.
+fn pv_initialise(cpu: u32, top: u64, gs: u64) -> i64 {
+    let si = start_info::get();
+    let Some(l4_mfn) = mm::bootstrap_mfn(si.pt_base) else {
+        return EINVAL;
+    };
+    if !event::mask_upcalls(cpu) {
+        return EINVAL;
+    }
     let mut ctx = alloc::boxed::Box::new(vcpu::VcpuGuestContext::zeroed());
     ctx.flags = vcpu::VGCF_IN_KERNEL;
     let r = &mut ctx.user_regs;
@@ -222,22 +246,12 @@ fn first_initialise(cpu: u32) -> i64 {
     ctx.kernel_ss = vcpu::FLAT_KERNEL_SS as u64;
     ctx.kernel_sp = top;
     ctx.ctrlreg[3] = vcpu::pfn_to_cr3(l4_mfn);
-    ctx.gs_base_kernel = &raw const PERCPU[cpu as usize] as u64;
+    ctx.gs_base_kernel = gs;
     // SAFETY: rip is the trampoline below, rsp a stack owned by this vCPU
     // for the rest of the domain's life, cr3 the page table every vCPU
     // shares (never replaced), the trap handlers are the boot vCPU's, and
     // GS points at the vCPU's static slot.
-    let rc = unsafe { vcpu::initialise(cpu, &ctx) };
-    if rc == 0 {
-        PERCPU[cpu as usize]
-            .initialised
-            .store(true, Ordering::Release);
-    } else {
-        // SAFETY: allocated above with this layout; Xen refused the
-        // context, so no vCPU uses the stack.
-        unsafe { alloc::alloc::dealloc(stack, layout) };
-    }
-    rc
+    unsafe { vcpu::initialise(cpu, &ctx) }
 }
 
 // A started vCPU begins here: rsp = top of its stack, rdi = its number.
@@ -261,7 +275,7 @@ unsafe extern "C" {
 
 /// The secondary vCPU's loop: run the given function, report it finished,
 /// go down until the next [`start`].
-extern "C" fn secondary_main(cpu: u32) -> ! {
+pub(crate) extern "C" fn secondary_main(cpu: u32) -> ! {
     let slot = &PERCPU[cpu as usize];
     loop {
         let entry = slot.entry.lock().take();

@@ -14,6 +14,15 @@
 //!   thousand queued waits;
 //! - lying about its source domain, sending to rings reserved for others.
 //!
+//! As a PVH guest its frame numbers are GFNs, and it adds the attacks of a
+//! translated guest: GFNs that are not ordinary RAM (the local APIC and I/O
+//! APIC holes, frames above its memory, the shared info page and a grant
+//! table frame placed in its physmap), the non-canonical aliases of its own
+//! pointers (which Xen's walk of its page tables would otherwise follow),
+//! and, once, a registered ring's frame ballooned out and one replaced by
+//! a grant table frame: Xen keeps writing the page it pinned, and the page
+//! the guest gets at that GFN never shows what Xen wrote.
+//!
 //! The ring and wait limits are exercised once, first; then rounds of
 //! everything else (and the rx_ptr race) repeat, overlapping `a`'s
 //! traffic, until `b` says "hostile-stop".
@@ -32,9 +41,9 @@ use v4v_abi::{
 use super::{port, report, Node};
 use crate::println;
 use crate::smp;
-use crate::tests::{rc_name, UNMAPPED, XEN_VA};
+use crate::tests::{non_canonical, rc_name, UNMAPPED, XEN_VA};
 use crate::v4v::{self, pfn_list, ring_header, Pages, Ring, RingData};
-use crate::xen::{mm, start_info, time};
+use crate::xen::{grant, mm, start_info, time};
 
 const EFAULT: i64 = -errno::EFAULT;
 const EINVAL: i64 = -errno::EINVAL;
@@ -55,6 +64,15 @@ const BAD_PTRS: [u64; 5] = [
     0xffff_ffff_ffff_f000,
 ];
 
+/// Whether `p` lies in the non-canonical hole (the answers to pointers
+/// there go on record).
+fn non_canonical_range(p: u64) -> bool {
+    (0x0000_8000_0000_0000..0xffff_8000_0000_0000).contains(&p)
+}
+
+/// Bad calls each run makes at least (rounds go on until then).
+const MIN_BAD_CALLS: u64 = 5_000;
+
 /// Per-domain ring limit of the engine.
 const RING_LIMIT: usize = 1024;
 
@@ -63,9 +81,20 @@ struct Tally {
     calls: u64,
     wrong: u64,
     failures: Vec<String>,
+    /// Print the answers of the checks made with [`Tally::shown`] (the
+    /// first round: the record of what Xen answered to each attack).
+    show: bool,
 }
 
 impl Tally {
+    /// As [`Tally::check`], printing Xen's answer when `show` is on.
+    fn shown(&mut self, what: &str, got: i64, want: &[i64]) {
+        if self.show {
+            println!("h: {what}: {}", rc_name(got));
+        }
+        self.check(what, got, want);
+    }
+
     /// Records one call whose result must be one of `want`.
     fn check(&mut self, what: &str, got: i64, want: &[i64]) {
         self.calls += 1;
@@ -110,7 +139,7 @@ fn unregister_port(pages: &Pages, port: u32, len: u32) -> i64 {
 }
 
 /// The cheap items, run every round.
-fn battery(t: &mut Tally, n: &Node, own: &Ring, foreign: u64) {
+fn battery(t: &mut Tally, n: &Node, own: &Ring, bad_frames: &[u64]) {
     let me = n.me;
     let src = n.addr(port::SENDER);
     let dst_own = own.addr();
@@ -119,35 +148,41 @@ fn battery(t: &mut Tally, n: &Node, own: &Ring, foreign: u64) {
     let srcp = &src as *const Addr as u64;
     let dstp = &dst_own as *const Addr as u64;
     let own_list = own.pfn_list();
+    // The fixed bad pointers, and the non-canonical aliases of good ones.
+    let mut bad_ptrs = BAD_PTRS.to_vec();
+    bad_ptrs.extend([non_canonical(own.va()), non_canonical(srcp)]);
 
-    for bad in BAD_PTRS {
-        t.check(
-            "register: ring pointer",
+    for &bad in &bad_ptrs {
+        // The aliases' answers go on record (t.shown) in the first round.
+        let show = t.show;
+        t.show = show && non_canonical_range(bad);
+        t.shown(
+            &format!("register: ring pointer {bad:#x}"),
             op6(op::REGISTER_RING, bad, own_list.as_ptr() as u64, 0, 0, 0),
             &[EFAULT, EINVAL],
         );
-        t.check(
-            "unregister: ring pointer",
+        t.shown(
+            &format!("unregister: ring pointer {bad:#x}"),
             op6(op::UNREGISTER_RING, bad, 0, 0, 0, 0),
             &[EFAULT, EINVAL],
         );
-        t.check(
-            "send: src pointer",
+        t.shown(
+            &format!("send: src pointer {bad:#x}"),
             op6(op::SEND, bad, dstp, msg.as_ptr() as u64, 64, PROTO_DGRAM),
             &[EFAULT],
         );
-        t.check(
-            "send: dst pointer",
+        t.shown(
+            &format!("send: dst pointer {bad:#x}"),
             op6(op::SEND, srcp, bad, msg.as_ptr() as u64, 64, PROTO_DGRAM),
             &[EFAULT],
         );
-        t.check(
-            "send: payload pointer",
+        t.shown(
+            &format!("send: payload pointer {bad:#x}"),
             op6(op::SEND, srcp, dstp, bad, 64, PROTO_DGRAM),
             &[EFAULT],
         );
-        t.check(
-            "sendv: iov array",
+        t.shown(
+            &format!("sendv: iov array {bad:#x}"),
             op6(op::SENDV, srcp, dstp, bad, 2, PROTO_DGRAM),
             &[EFAULT],
         );
@@ -161,36 +196,40 @@ fn battery(t: &mut Tally, n: &Node, own: &Ring, foreign: u64) {
                 iov_len: 64,
             },
         ];
-        t.check(
-            "sendv: iov base",
+        t.shown(
+            &format!("sendv: iov base {bad:#x}"),
             op6(op::SENDV, srcp, dstp, iovs.as_ptr() as u64, 2, PROTO_DGRAM),
             &[EFAULT],
         );
-        t.check(
-            "notify: ring data",
+        t.shown(
+            &format!("notify: ring data {bad:#x}"),
             op6(op::NOTIFY, bad, 0, 0, 0, 0),
             &[EFAULT],
         );
-        t.check(
-            "viptables_add: rule",
+        t.shown(
+            &format!("viptables_add: rule {bad:#x}"),
             op6(op::VIPTABLES_ADD, bad, 0, 0, 0, 0),
             &[EPERM, EFAULT],
         );
-        t.check(
-            "viptables_list: list",
+        t.shown(
+            &format!("viptables_list: list {bad:#x}"),
             op6(op::VIPTABLES_LIST, bad, 0, 0, 0, 0),
             &[EPERM, EFAULT],
         );
+        t.show = show;
     }
     // A pfn list pointer that is bad.
     let p = Pages::alloc(1);
     p.write_ring_header(&ring_header(0x9000, DOMID_ANY, 256));
-    for bad in BAD_PTRS {
-        t.check(
-            "register: pfn list pointer",
+    for &bad in &bad_ptrs {
+        let show = t.show;
+        t.show = show && non_canonical_range(bad);
+        t.shown(
+            &format!("register: pfn list pointer {bad:#x}"),
             op6(op::REGISTER_RING, p.va(), bad, 0, 0, 0),
             &[EFAULT],
         );
+        t.show = show;
     }
     t.check(
         "register: misaligned ring",
@@ -205,14 +244,9 @@ fn battery(t: &mut Tally, n: &Node, own: &Ring, foreign: u64) {
         &[EINVAL],
     );
 
-    // Frames that are not ours or not writable RAM: b's ring frame, low
-    // frames of Xen or dom0, frames beyond RAM, our own top-level page
-    // table (Xen owns its type: it can never be a writable page).
-    let si = start_info::get();
-    let pt = mm::bootstrap_mfn(si.pt_base).unwrap_or(0);
-    for f in [foreign, 0u64, 1, 0x100, 0xf_ffff_ffff, u64::MAX, pt] {
-        t.check(
-            &format!("register: foreign, absent or page-table frame {f:#x}"),
+    for &f in bad_frames {
+        t.shown(
+            &format!("register: frame {f:#x} that is not our writable RAM"),
             register_with(&p, 0x9000, 256, &[f], 1),
             &[EINVAL],
         );
@@ -620,11 +654,191 @@ fn rx_race(t: &mut Tally, n: &Node, verbose: bool) {
     let _ = ring.unregister();
 }
 
+/// Frames a PV guest must not get as ring frames: b's ring frame (another
+/// live domain's), low frames of Xen or dom0, frames beyond RAM, our own
+/// top-level page table (Xen owns its type: it can never be writable).
+fn pv_bad_frames(foreign: u64) -> Vec<u64> {
+    let si = start_info::get();
+    let pt = mm::bootstrap_mfn(si.pt_base).unwrap_or(0);
+    vec![foreign, 0, 1, 0x100, 0xf_ffff_ffff, u64::MAX, pt]
+}
+
+/// GFNs a PVH guest must not get as ring frames: the local APIC and I/O
+/// APIC pages (emulated or absent, never RAM), frames above its memory and
+/// beyond any p2m, the shared info page and a grant table frame it placed
+/// in its physmap (Xen's pages). (b's frame number means nothing here: in
+/// our physmap it is a GFN of our own.)
+fn pvh_bad_frames(t: &mut Tally) -> Vec<u64> {
+    let si = start_info::get();
+    let mut frames = vec![
+        0xfee00,
+        0xfec00,
+        si.nr_pages + 0x100,
+        0xf_ffff_ffff,
+        u64::MAX,
+    ];
+    if let Some(gfn) = mm::window_frame(mm::SLOT_SHARED_INFO) {
+        frames.push(gfn);
+    }
+    // Grant table frame 0 at a heap page's GFN; the page stays Xen's.
+    let page = Pages::alloc(1);
+    let gfn = mm::mfn_of(page.va()).unwrap_or(0);
+    let rc = mm::add_to_physmap(mm::XENMAPSPACE_GRANT_TABLE, 0, gfn);
+    t.shown("add_to_physmap: grant frame 0 at a heap GFN", rc, &[0]);
+    if rc == 0 {
+        core::mem::forget(page);
+        frames.push(gfn);
+    }
+    frames
+}
+
+/// Whether `page` holds a run of 32 bytes of `byte`.
+fn shows(page: *const u8, byte: u8) -> bool {
+    let mut run = 0;
+    for i in 0..PAGE_SIZE {
+        // SAFETY: `page` is a mapped page of ours, read byte by byte.
+        if unsafe { page.add(i).read_volatile() } == byte {
+            run += 1;
+            if run == 32 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// A registered ring's only frame leaves our physmap (ballooned out, or
+/// replaced by grant table frame 1) while the ring stays registered. Xen
+/// must keep the page it pinned: sends into the ring still succeed, and the
+/// page we then find at that GFN (a fresh one, or the grant frame) never
+/// shows what Xen wrote into the ring. Unregistering lets the page go.
+fn physmap_under_ring(t: &mut Tally, n: &Node) {
+    const XENMEM_REMOVE_FROM_PHYSMAP: u64 = 15;
+    let src = n.addr(port::SENDER);
+    for (round, how) in ["ballooned out", "replaced by a grant frame"]
+        .into_iter()
+        .enumerate()
+    {
+        let ring_port = 0x9600 + round as u32;
+        let mut ring = Ring::new(ring_port, n.me, 1024);
+        t.shown("register a ring to pull out", ring.register(), &[0]);
+        let Some(gfn) = mm::mfn_of(ring.va()) else {
+            t.fail("ring page without a frame".into());
+            return;
+        };
+        let dst = ring.addr();
+        let gone = if round == 0 {
+            mm::decrease_reservation(&mut [gfn]) == 1
+        } else {
+            mm::add_to_physmap(mm::XENMAPSPACE_GRANT_TABLE, 1, gfn) == 0
+        };
+        if !gone {
+            t.fail(format!("ring frame {gfn:#x} could not be {how}"));
+            return;
+        }
+        let byte = 0xc3 ^ round as u8;
+        let payload = [byte; 200];
+        for _ in 0..4 {
+            t.shown(
+                &format!("send into a ring whose frame was {how}"),
+                v4v::send(&src, &dst, &payload, PROTO_DGRAM),
+                &[200],
+            );
+        }
+        if round == 1 {
+            // SAFETY: the ring's VA maps GFN `gfn`, now grant frame 1.
+            if shows(ring.va() as *const u8, byte) {
+                t.fail("the grant frame at the ring's GFN shows the ring's messages".into());
+            }
+            #[repr(C)]
+            struct Remove {
+                domid: u16,
+                gpfn: u64,
+            }
+            let op = Remove {
+                domid: 0x7ff0,
+                gpfn: gfn,
+            };
+            // SAFETY: Xen reads the structure on this stack.
+            let rc = unsafe {
+                crate::xen::hypercall::hypercall2(
+                    crate::xen::nr::MEMORY_OP,
+                    XENMEM_REMOVE_FROM_PHYSMAP,
+                    &raw const op as u64,
+                )
+            };
+            t.shown("remove_from_physmap: the grant frame", rc, &[0]);
+        }
+        t.shown(
+            &format!("populate the GFN of a ring frame {how}"),
+            mm::populate_physmap(&mut [gfn]),
+            &[1],
+        );
+        if shows(ring.va() as *const u8, byte) {
+            t.fail(format!(
+                "the page now at GFN {gfn:#x} shows the ring's messages"
+            ));
+        }
+        // The fresh page has no header: unregister names the ring by it.
+        ring.pages()
+            .write_ring_header(&ring_header(ring_port, n.me, 1024));
+        t.shown(
+            &format!("unregister a ring whose frame was {how}"),
+            ring.unregister(),
+            &[0],
+        );
+    }
+}
+
+/// b's marked page, granted to us, mapped at an emptied GFN of ours (a
+/// balloon driver's way): we must see b's page there, and Xen must refuse
+/// that GFN as a ring frame (a grant mapping is not our RAM).
+fn granted_page(t: &mut Tally, b: u16, gref: u32) {
+    let page = Pages::alloc(1);
+    let gfn = page.mfn(0);
+    let hdr = Pages::alloc(1);
+    t.shown(
+        "decrease_reservation: a page to map a grant at",
+        mm::decrease_reservation(&mut [gfn]),
+        &[1],
+    );
+    match grant::map(b, gref, gfn << 12) {
+        Ok(handle) => {
+            t.shown("map b's grant into our physmap", 0, &[0]);
+            if !shows(page.va() as *const u8, super::roles::GRANT_MARK) {
+                t.fail("b's granted page is not what we see at its GFN".into());
+            }
+            t.shown(
+                &format!("register: granted frame at GFN {gfn:#x}"),
+                register_with(&hdr, 0x9700, 256, &[gfn], 1),
+                &[EINVAL],
+            );
+            t.shown("unmap b's grant", grant::unmap(gfn << 12, handle), &[0]);
+        }
+        Err(rc) => t.shown("map b's grant into our physmap", rc, &[0]),
+    }
+    t.shown(
+        "populate the GFN the grant was mapped at",
+        mm::populate_physmap(&mut [gfn]),
+        &[1],
+    );
+}
+
 pub fn run(mut n: Node) {
     let b = n.cast.b;
-    // b sends one of its ring frames along: a frame of another live domain.
-    let foreign = match n.hear_within(b, "hostile-go", 1_200_000) {
-        Ok(rest) => rest.parse::<u64>().unwrap_or(0),
+    // b sends one of its ring frames along (a frame of another live
+    // domain) and the reference of a page it grants us.
+    let (foreign, gref) = match n.hear_within(b, "hostile-go", 1_200_000) {
+        Ok(rest) => {
+            let mut words = rest.split_whitespace();
+            let foreign = words
+                .next()
+                .and_then(|w| w.parse::<u64>().ok())
+                .unwrap_or(0);
+            (foreign, words.next().and_then(|w| w.parse::<u32>().ok()))
+        }
         Err(e) => {
             println!("V4VT bail out! h: {e}");
             return;
@@ -635,25 +849,41 @@ pub fn run(mut n: Node) {
         calls: 0,
         wrong: 0,
         failures: Vec::new(),
+        show: true,
     };
     // A ring of our own (partner: us) to aim the calls at.
     let mut own = Ring::new(0x9400, n.me, 1024);
     t.check("register our target ring", own.register(), &[0]);
+    let bad_frames = if crate::pvh::is_pvh() {
+        pvh_bad_frames(&mut t)
+    } else {
+        pv_bad_frames(foreign)
+    };
     // The heavy items first: the control ring and the target ring
     // already count towards the ring limit.
     limits(&mut t, &n, 2);
+    if crate::pvh::is_pvh() {
+        physmap_under_ring(&mut t, &n);
+        match gref {
+            Some(gref) => granted_page(&mut t, b, gref),
+            None => t.fail("b granted no page".into()),
+        }
+    }
     // Now b lets a's traffic start, and every round overlaps it.
     let _ = n.tell(b, "hostile-running");
     let mut rounds = 0u32;
+    let mut stop = false;
     loop {
         rounds += 1;
-        battery(&mut t, &n, &own, foreign);
+        battery(&mut t, &n, &own, &bad_frames);
+        t.show = false;
         overlaps(&mut t, &n);
         rx_race(&mut t, &n, rounds == 1);
         // Keep the target ring drained so that sends keep hitting checks.
         own.set_rx_ptr(own.tx_ptr());
         v4v::notify_all();
-        if n.heard(b, "hostile-stop").is_some() {
+        stop = stop || n.heard(b, "hostile-stop").is_some();
+        if stop && t.calls >= MIN_BAD_CALLS {
             break;
         }
         if time::passed(t0 + 900_000_000_000) {
@@ -667,6 +897,12 @@ pub fn run(mut n: Node) {
         t.calls, t.wrong
     );
     println!("V4VD figure hostile-bad-calls {}", t.calls);
+    if t.calls < MIN_BAD_CALLS {
+        t.fail(format!(
+            "only {} bad calls (at least {MIN_BAD_CALLS})",
+            t.calls
+        ));
+    }
     report(
         "hostile.bad-calls-refused",
         if t.failures.is_empty() {

@@ -16,6 +16,7 @@
 //! itself (rings unregister on drop, viptables rules are removed).
 
 mod notify;
+mod pvh;
 mod register;
 mod send;
 mod smp;
@@ -70,6 +71,13 @@ pub const ENOTCONN: i64 = -errno::ENOTCONN;
 pub const UNMAPPED: u64 = 0x0000_7e00_0000_0000;
 /// A hypervisor address (Xen's direct map).
 pub const XEN_VA: u64 = 0xffff_8300_0000_0000;
+
+/// The non-canonical alias of one of our (upper-half) addresses: the same
+/// low 48 bits with bits 63..48 clear. A page walk that looks only at bits
+/// 47..0 reaches our own page there; the CPU and Xen must refuse it.
+pub fn non_canonical(va: u64) -> u64 {
+    va & 0x0000_ffff_ffff_ffff
+}
 
 /// Readable name of a `v4v_op` result.
 pub fn rc_name(rc: i64) -> String {
@@ -234,6 +242,8 @@ fn all_tests() -> impl Iterator<Item = &'static Test> {
         .chain(notify::TESTS)
         .chain(viptables::TESTS)
         .chain(smp::TESTS)
+        .chain(pvh::TESTS)
+        .filter(|t| !t.name.starts_with("pvh_") || crate::pvh::is_pvh())
 }
 
 /// Runs the selected tests and prints the plan, one line per test, and

@@ -211,6 +211,12 @@ fn register_with_second_frame(ctx: &mut Ctx, mfn: u64, what: &str) -> TestResult
 }
 
 fn register_frame_not_owned(ctx: &mut Ctx) -> TestResult {
+    if crate::pvh::is_pvh() {
+        // Guest frames that are not RAM: the legacy VGA hole (a PVH dom0
+        // has it mapped to the device), the local APIC page.
+        register_with_second_frame(ctx, 0xa0, "frame 0xa0 (VGA hole)")?;
+        return register_with_second_frame(ctx, 0xfee00, "frame 0xfee00 (local APIC)");
+    }
     // Frames below 1 MiB belong to Xen's dom_io, never to a guest.
     register_with_second_frame(ctx, 0x1, "frame 0x1 (not ours)")?;
     register_with_second_frame(ctx, 0x9f, "frame 0x9f (not ours)")
@@ -222,6 +228,15 @@ fn register_frame_invalid(ctx: &mut Ctx) -> TestResult {
 }
 
 fn register_frame_page_table(ctx: &mut Ctx) -> TestResult {
+    if crate::pvh::is_pvh() {
+        // A translated guest's page tables are ordinary RAM to Xen; the
+        // frame that is ours to map but never Xen's to hand out as a ring
+        // is the shared info page placed in our physmap (a Xen heap page).
+        let Some(gfn) = mm::window_frame(mm::SLOT_SHARED_INFO) else {
+            return Err("no frame for the shared info slot".into());
+        };
+        return register_with_second_frame(ctx, gfn, "frame of the shared info page");
+    }
     // Our own L4 page table: ours, but not a writable page.
     let pt = start_info::get().pt_base;
     let Some(mfn) = mm::bootstrap_mfn(pt) else {

@@ -33,6 +33,7 @@ pub static TESTS: &[Test] = tests![
     send_prefers_partner_ring,
     register_replace_moves_ring,
     send_bad_pointers_efault,
+    non_canonical_pointers_efault,
     sendv_bad_iovs,
     corrupt_rx_ptr_contained,
 ];
@@ -498,6 +499,90 @@ fn send_bad_pointers_efault(ctx: &mut Ctx) -> TestResult {
         !ring.has_message(),
         "a message was delivered from a bad buffer"
     );
+    Ok(())
+}
+
+/// Every pointer argument of every operation at the non-canonical alias of
+/// a valid one (and at the first non-canonical address of each half): Xen
+/// must answer -EFAULT and deliver or register nothing, whatever kind of
+/// guest we are (an HVM guest's addresses are walked through its own page
+/// tables, where bits 63..48 play no part).
+fn non_canonical_pointers_efault(ctx: &mut Ctx) -> TestResult {
+    use super::non_canonical as nc;
+    let mut ring = ctx.ring(1024)?;
+    let src = ctx.fresh_addr()?;
+    let dst = ring.addr();
+    let buf = [7u8; 16];
+    let (s, d, b) = (
+        &src as *const Addr as u64,
+        &dst as *const Addr as u64,
+        buf.as_ptr() as u64,
+    );
+    let send = |s: u64, d: u64, b: u64| {
+        // SAFETY: Xen only reads these; the bad ones are bad on purpose.
+        unsafe { v4v::raw_op(v4v_abi::op::SEND, s, d, b, 16, PROTO_DGRAM) }
+    };
+    for bad in [0x0000_8000_0000_0000, 0xffff_7fff_ffff_f000, nc(b)] {
+        ensure_rc!(send(s, d, bad), EFAULT, "send buf {bad:#x}");
+    }
+    ensure_rc!(send(nc(s), d, b), EFAULT, "send src {:#x}", nc(s));
+    ensure_rc!(send(s, nc(d), b), EFAULT, "send dst {:#x}", nc(d));
+    let iovs = [iov(&buf), iov(&buf)];
+    let bad_base = [
+        iov(&buf),
+        Iov {
+            iov_base: nc(b),
+            iov_len: 16,
+        },
+    ];
+    ensure_rc!(
+        v4v::sendv(&src, &dst, &bad_base, PROTO_DGRAM),
+        EFAULT,
+        "iov base {:#x}",
+        nc(b)
+    );
+    // SAFETY: the iov array pointer is bad on purpose.
+    let rc = unsafe {
+        v4v::raw_op(
+            v4v_abi::op::SENDV,
+            s,
+            d,
+            nc(iovs.as_ptr() as u64),
+            2,
+            PROTO_DGRAM,
+        )
+    };
+    ensure_rc!(rc, EFAULT, "iov array {:#x}", nc(iovs.as_ptr() as u64));
+    ensure!(
+        !ring.has_message(),
+        "a message was delivered through a non-canonical pointer"
+    );
+    // SAFETY: ring data pointer bad on purpose.
+    let rc = unsafe { v4v::raw_op(v4v_abi::op::NOTIFY, nc(b), 0, 0, 0, 0) };
+    ensure_rc!(rc, EFAULT, "notify ring data {:#x}", nc(b));
+
+    // Registering through the alias of a ring that is not registered, and
+    // the real ring's pfn list through its alias.
+    let other = Ring::new(ctx.port(), v4v_abi::DOMID_ANY, 1024);
+    let list = other.pfn_list();
+    // SAFETY: bad ring pointer on purpose; our own pfn list.
+    let rc = unsafe { v4v::register_raw(nc(other.va()), list.as_ptr() as u64) };
+    if rc == 0 {
+        // SAFETY: undoes the registration Xen should have refused.
+        unsafe { v4v::unregister_raw(nc(other.va())) };
+    }
+    ensure_rc!(rc, EFAULT, "register ring {:#x}", nc(other.va()));
+    // SAFETY: our own ring; bad pfn list pointer on purpose.
+    let rc = unsafe { v4v::register_raw(other.va(), nc(list.as_ptr() as u64)) };
+    if rc == 0 {
+        // SAFETY: as above.
+        unsafe { v4v::unregister_raw(other.va()) };
+    }
+    ensure_rc!(rc, EFAULT, "pfn list {:#x}", nc(list.as_ptr() as u64));
+    // SAFETY: the alias of a registered ring; Xen must not find it there.
+    let rc = unsafe { v4v::unregister_raw(nc(ring.va())) };
+    ensure_rc!(rc, EFAULT, "unregister ring {:#x}", nc(ring.va()));
+    ensure_rc!(ring.unregister(), 0, "unregister the real ring");
     Ok(())
 }
 

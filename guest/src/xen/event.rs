@@ -16,7 +16,7 @@ const EVTCHNOP_SEND: u64 = 4;
 const PENDING_OFFSET: usize = 2048;
 const NR_PORTS_2L: u32 = 64 * 64;
 
-static SHARED_INFO: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
+pub(crate) static SHARED_INFO: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Maps the shared info page (start_info gives its machine address).
 pub fn map_shared_info() -> Result<(), i64> {

@@ -13,6 +13,12 @@ unsafe extern "C" {
     static v4v_hypercall_page: [u8; 4096];
 }
 
+/// Virtual address of the hypercall page (a PVH guest hands Xen its
+/// physical address to fill it).
+pub fn page_address() -> u64 {
+    (&raw const v4v_hypercall_page) as u64
+}
+
 fn stub(nr: u32) -> usize {
     debug_assert!(nr < 128);
     (&raw const v4v_hypercall_page) as usize + nr as usize * 32

@@ -2,6 +2,7 @@
 //! `start_info`, page mappings, event channels and scheduling.
 
 pub mod event;
+pub mod grant;
 pub mod hypercall;
 pub mod mm;
 pub mod sched;
@@ -11,6 +12,7 @@ pub mod vcpu;
 
 /// Hypercall numbers (Xen public `xen.h`).
 pub mod nr {
+    pub const MEMORY_OP: u32 = 12;
     pub const UPDATE_VA_MAPPING: u32 = 14;
     pub const XEN_VERSION: u32 = 17;
     pub const CONSOLE_IO: u32 = 18;

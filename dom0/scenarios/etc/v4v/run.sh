@@ -37,6 +37,8 @@ else
     xl list
     exit 1
 fi
+# PV or PVH as this boot planned (/etc/v4v/pvh-domus).
+kinds_as_planned dom0.kinds-as-planned b a c h
 
 # viptables: a probes b:15 until the rule bites, then until it is gone.
 if wait_log a 'V4VD mark vip-a-ready' 900; then
@@ -118,6 +120,7 @@ if wait_log b 'V4VD mark teardown-ready' 1200; then
         fi
         if create b2 "$B2" 1; then
             result ok teardown.b2-created
+            kinds_as_planned teardown.b2-kind-as-planned b2
         else
             result fail teardown.b2-created "xl create b2"
         fi

@@ -15,9 +15,10 @@ use super::a::{
     HOSTILE_STREAM, TEARDOWN_MAX, TEARDOWN_NEW_STREAM, TEARDOWN_STREAM, VOLUME_BYTES,
     VOLUME_STREAM,
 };
-use super::{conc_stream, sleep_ms, CONC_MAX, CONC_MESSAGES};
+use super::{conc_stream, sleep_ms, CONC_MAX, CONC_MESSAGES, GRANT_MARK};
 use crate::println;
 use crate::v4v::{self, Ring};
+use crate::xen::grant::Grant;
 use crate::xen::time;
 
 /// A registered ring, or the reason it is not.
@@ -160,9 +161,24 @@ pub fn run(mut n: Node) {
         (|| {
             // The hostile guest first does its heavy items, then keeps
             // making bad calls in rounds for as long as a's traffic runs.
-            // It gets one of our ring frames, to try to register as its own.
+            // It gets one of our ring frames, to try to register as its own,
+            // and a grant of a marked page of ours, to map into its physmap
+            // (as a PVH guest) and try to register there.
             let frame = r.volume.pages().mfn(0);
-            n.tell(n.cast.h, &format!("hostile-go {frame}"))?;
+            let marked = crate::v4v::Pages::alloc(1);
+            // SAFETY: a page of ours, written before it is granted.
+            unsafe {
+                core::ptr::write_bytes(marked.va() as *mut u8, GRANT_MARK, v4v_abi::PAGE_SIZE)
+            };
+            let grant = Grant::new(n.cast.h, marked.mfn(0), 0);
+            let gref = match &grant {
+                Ok(g) => format!("{}", g.gref()),
+                Err(rc) => {
+                    println!("b: no grant for h: {rc}");
+                    "none".into()
+                }
+            };
+            n.tell(n.cast.h, &format!("hostile-go {frame} {gref}"))?;
             n.hear_within(n.cast.h, "hostile-running", 300_000)?;
             n.tell(a, "hostile-go")?;
             let got = traffic::recv_stream(&n, &mut r.volume, a, HOSTILE_STREAM, 65536, 600_000)?;
@@ -172,6 +188,11 @@ pub fn run(mut n: Node) {
             );
             n.tell(n.cast.h, "hostile-stop")?;
             n.hear_within(n.cast.h, "hostile-done", 300_000)?;
+            // h unmapped the page; if the grant is still in use, the page
+            // must never go back to the heap.
+            if !grant.is_ok_and(|g| g.revoke()) {
+                core::mem::forget(marked);
+            }
             Ok(())
         })(),
     );

@@ -24,6 +24,9 @@ pub const CONC_MESSAGES: u32 = 1500;
 /// Largest payload of the concurrency phase.
 pub const CONC_MAX: usize = 2048;
 
+/// The byte b fills the page it grants the hostile guest with.
+pub const GRANT_MARK: u8 = 0x6b;
+
 /// Stream id of vCPU `cpu` of domain `dom` in the concurrency phase.
 pub fn conc_stream(dom: u16, cpu: u32) -> u32 {
     ((dom as u32) << 8) | cpu
