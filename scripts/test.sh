@@ -63,6 +63,8 @@ hypervisor() {
 # Xen 4.20 (the default): Debian 13's toolstack and 6.12 kernel.
 hypervisor 4.20
 V=(XEN_VERSION=4.20)
+# The scenarios again with PVH domUs (a, b and the hostile h).
+stage multi-pvh-4.20 make --no-print-directory "${V[@]}" multi-test-pvh
 stage starve-4.20 make --no-print-directory "${V[@]}" starve-test
 # The debug build of it (CONFIG_DEBUG, the engine with debug assertions).
 stage xen-4.20-debug make --no-print-directory "${V[@]}" xen-debug
