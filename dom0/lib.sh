@@ -1,14 +1,16 @@
 # Helpers for dom0 scenario scripts (busybox sh), installed as
 # /etc/v4v/lib.sh; a scenario starts with `. /etc/v4v/lib.sh`.
 #
-#   domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID] [RAMDISK] [VIF]
-#                         start a domU, PV or, if NAME is in
-#                         $V4V_PVH_DOMUS, PVH (created paused and left so with
-#                         V4V_PAUSED=1); prints its domain id on stdout;
+#   domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID] [RAMDISK] [VIF] [TYPE]
+#                         start a domU of xl type TYPE (pv or pvh; by
+#                         default domu_type's answer for NAME), created
+#                         paused and left so with V4V_PAUSED=1; prints its
+#                         domain id on stdout;
 #                         with WANT_ID, a domU that got another id is
 #                         destroyed before it runs, and the call fails;
 #                         RAMDISK is its initramfs, VIF the inside of xl's
-#                         `vif = [ ]` (none by default)
+#                         `vif = [ ]` (none by default), TYPE xl's `type`
+#                         (pv by default; pvh for a Linux PVH domU)
 #   wait_log NAME REGEX TIMEOUT_S [EVERY_S]
 #                         wait for a line matching REGEX (grep -E) in its
 #                         console log, looking every EVERY_S seconds
@@ -44,6 +46,13 @@ domu_log() { echo "$V4V_CONSOLE_DIR/guest-$1.log"; }
 # twice while the kernel unpacks it; at 128 MiB that unpacking ran out of
 # memory and the kernel panicked.
 LINUX_DOMU_MB=192
+# The same for the vsock boot's Linux PVH domU (same kernel, same image),
+# the smallest of the sizes tried that works: at 128 MiB the kernel could
+# not unpack the whole initramfs ("Initramfs unpacking failed: write
+# error", then no socat), at 96 MiB xl could not even place it above the
+# kernel. Xen's shadow page tables for it (no hardware paging under TCG)
+# come on top, from Xen's free memory, not from this.
+LINUX_PVH_MB=160
 
 # A fixed UUID made from the name: libxl then needs no random numbers
 # (dom0's entropy pool is slow to fill under TCG and libuuid would wait).
@@ -58,15 +67,21 @@ _v4v_uuid() {
 domu_type() {
     case " ${V4V_PVH_DOMUS:-} " in *" $1 "*) echo pvh ;; *) echo pv ;; esac
 }
-[ -z "${V4V_PVH_DOMUS:-}" ] && [ -f /etc/v4v/pvh-domus ] && V4V_PVH_DOMUS=$(cat /etc/v4v/pvh-domus)
+if [ -z "${V4V_PVH_DOMUS:-}" ] && [ -f /etc/v4v/pvh-domus ]; then
+    V4V_PVH_DOMUS=$(cat /etc/v4v/pvh-domus)
+fi
 
 domu_create() {
     if [ $# -lt 3 ]; then
-        echo "domu_create: usage: domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID] [RAMDISK] [VIF]" >&2
+        echo "domu_create: usage: domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID] [RAMDISK] [VIF] [TYPE]" >&2
         return 2
     fi
     _name=$1 _kernel=$2 _extra=$3 _vcpus=${4:-1} _mem=${5:-32} _want=${6:-}
-    _ramdisk=${7:-} _vif=${8:-}
+    _ramdisk=${7:-} _vif=${8:-} _type=${9:-$(domu_type "$1")}
+    case "$_type" in pv|pvh) ;; *)
+        echo "dom0: domu_create $_name: type $_type: only pv and pvh" >&2
+        return 1 ;;
+    esac
     if [ ! -f "$_kernel" ]; then
         echo "dom0: domu_create $_name: no kernel $_kernel" >&2
         return 1
@@ -82,7 +97,7 @@ domu_create() {
     cat > "$_cfg" <<EOF
 name = "$_name"
 uuid = "$(_v4v_uuid "$_name")"
-type = "$(domu_type "$_name")"
+type = "$_type"
 kernel = "$_kernel"
 $_rd
 extra = "$_extra"
@@ -125,7 +140,7 @@ EOF
         xl destroy "$_name" 2>/dev/null
         return 1
     fi
-    echo "dom0: created $_name as domain $_id ($(domu_type "$_name"), $_vcpus vCPU, $_mem MiB, extra '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s" >&2
+    echo "dom0: created $_name as domain $_id ($_type, $_vcpus vCPU, $_mem MiB, extra '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s" >&2
     echo "$_id"
 }
 

@@ -5,9 +5,11 @@
 #                       (-Werror; another kernel: V4V_LINUX_KERNEL=ABI:VERSION,
 #                       see scripts/linux-domu.sh)
 #   make linux-domu     the domU initramfs build/linux-$(XEN_VERSION)/domu.cpio
-#   make vsock-test     one boot: two Linux domUs over AF_VSOCK (socat echo,
+#   make vsock-test     one boot: two Linux PV domUs over AF_VSOCK (socat echo,
 #                       64 MiB, 32 connections, refusal, viptables, peer
-#                       death, rmmod), judged against dom0/vsock/expect
+#                       death, rmmod) and a Linux PVH domU with them (echo,
+#                       64 MiB, peer death both ways), judged against
+#                       dom0/vsock/expect
 #                       (build/results/vsock.serial)
 .PHONY: vsock-module linux-domu vsock-test
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Linux domUs that speak AF_VSOCK over V4V (issue 6): the kernel module in
 # vsock-v4v/, built against Debian's headers for exactly the kernel the
-# images boot, and a small initramfs for PV domUs (busybox, socat, vsock.ko
-# and xen-netfront.ko from the kernel package, vsock-v4v.ko, the datagram
-# tool vdgram and the benchmark vperf built static from vsock-v4v/tools,
-# /init from dom0/vsock/domu-init, the benchmark's role script from
-# dom0/vsock-bench/domu-bench.sh as /etc/v4v/vsock-bench.sh).
+# images boot, and a small initramfs for PV and PVH domUs (busybox, socat,
+# vsock.ko and xen-netfront.ko from the kernel package, vsock-v4v.ko, the
+# datagram tool vdgram and the benchmark vperf built static from
+# vsock-v4v/tools, /init from dom0/vsock/domu-init, the benchmark's role
+# script from dom0/vsock-bench/domu-bench.sh as /etc/v4v/vsock-bench.sh).
 #
 #   scripts/linux-domu.sh headers   fetch and unpack linux-headers-* and
 #                                   linux-kbuild-* (build/cache/linux-VER;

@@ -37,6 +37,7 @@
 #include <net/af_vsock.h>
 #include <xen/xen.h>
 #include <xen/events.h>
+#include <xen/features.h>
 #include <xen/page.h>
 #include <asm/xen/hypercall.h>
 
@@ -1388,7 +1389,13 @@ static struct v4v_ring *vv_ring_create(u32 port, unsigned int npages, long *rcp)
 	r->len = npages * PAGE_SIZE - 64;
 	pl->magic = V4V_PFN_LIST_MAGIC;
 	pl->npage = npages;
-	/* Frame numbers as Xen takes them: machine frames for a PV guest. */
+	/*
+	 * Frame numbers as Xen's get_page_from_gfn() takes them: machine
+	 * frames for a PV guest, the guest's own frame numbers for a
+	 * translated one (PVH, HVM), whose p2m Xen walks itself.
+	 * xen_page_to_gfn() gives whichever this kernel runs as (it is the
+	 * pfn when XENFEAT_auto_translated_physmap is set).
+	 */
 	for (i = 0; i < npages; i++)
 		pl->pages[i] = xen_page_to_gfn(vmalloc_to_page((u8 *)r +
 							       i * PAGE_SIZE));
@@ -1476,9 +1483,10 @@ static int __init vv_module_init(void)
 	}
 	/* Anything that arrived before the VIRQ was bound. */
 	queue_work(vv_wq, &vv_rx_work);
-	pr_info("domain %u is CID %u; stream ring port %#x, %lu bytes\n",
+	pr_info("domain %u is CID %u; stream ring port %#x, %lu bytes; ring frames are %s frames\n",
 		vv_domid, vv_get_local_cid(), VV_STREAM_PORT,
-		(unsigned long)VV_RING_LEN);
+		(unsigned long)VV_RING_LEN,
+		xen_feature(XENFEAT_auto_translated_physmap) ? "guest" : "machine");
 	return 0;
 
 err_irq:

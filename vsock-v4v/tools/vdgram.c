@@ -13,6 +13,10 @@
  *   vdgram drain CID PORT               connect a stream socket and read it
  *                                       until end of file (exit 0) or an
  *                                       error (its name on stderr, exit 1)
+ *   vdgram trickle CID PORT MS          connect a stream socket and write a
+ *                                       byte to it every MS ms until a
+ *                                       write fails (its error's name on
+ *                                       stderr, exit 1)
  *   vdgram connect CID PORT             connect a stream socket and close
  *                                       it; print "connected" or the
  *                                       error's name, and how long the
@@ -135,6 +139,27 @@ int main(int argc, char **argv)
 		}
 		fprintf(stderr, "vdgram: end of file after %llu bytes\n", total);
 		return 0;
+	}
+	if (argc == 5 && !strcmp(argv[1], "trickle")) {
+		int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+		unsigned long ms = num(argv[4]), total = 0;
+		struct timespec pause = { ms / 1000, (ms % 1000) * 1000000 };
+
+		a.svm_cid = num(argv[2]);
+		a.svm_port = num(argv[3]);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			fprintf(stderr, "vdgram: connect %u:%u: %s\n", a.svm_cid,
+				a.svm_port, strerror(errno));
+			return 1;
+		}
+		/* MSG_NOSIGNAL: the error itself, not a SIGPIPE, is the answer. */
+		while (send(fd, "x", 1, MSG_NOSIGNAL) == 1) {
+			total++;
+			nanosleep(&pause, NULL);
+		}
+		fprintf(stderr, "vdgram: write after %lu bytes: %s\n", total,
+			strerror(errno));
+		return 1;
 	}
 	if (argc == 4 && !strcmp(argv[1], "connect")) {
 		int fd = socket(AF_VSOCK, SOCK_STREAM, 0), rc, err;

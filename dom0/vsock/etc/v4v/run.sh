@@ -2,20 +2,62 @@
 # The vsock boot (issue 6): dom0's part. Two Linux PV domUs with the
 # vsock-v4v module talk AF_VSOCK over V4V with socat; dom0 adds and
 # deletes a viptables rule when the client asks, destroys the server while
-# the client streams to and from it, and starts a second server.
+# the client streams to and from it, and starts a second server. A Linux
+# PVH domU p (issue 13), the same kernel, talks with both: the client's
+# echo and 64 MiB through it, its own connections to the server, which
+# must fail when dom0 destroys the server, and its own death while the
+# client streams to and from it.
 #
-# Domain ids are planned (a=1, b=2, a2=3, ra=4, rb=5, rh=6); CID = domid + 3.
+# Domain ids are planned (a=1, b=2, p=3, a2=4, ra=5, rb=6, rh=7); CID =
+# domid + 3.
 . /etc/v4v/lib.sh
 
 K=/boot/vmlinux-domu
 R=/boot/linux-domu.cpio
-A=1 B=2 A2=3 RA=4 RB=5 RH=6
-CID_A=$((A + 3)) CID_A2=$((A2 + 3))
+A=1 B=2 P=3 A2=4 RA=5 RB=6 RH=7
+CID_A=$((A + 3)) CID_P=$((P + 3)) CID_A2=$((A2 + 3))
 G=/boot/v4v-test-guest
 
-# linux_create NAME EXTRA WANT_ID: a Linux domU (1 vCPU).
+# linux_create NAME EXTRA WANT_ID [TYPE MEM_MB]: a Linux domU (1 vCPU),
+# PV unless TYPE says pvh.
 linux_create() {
-    domu_create "$1" "$K" "console=hvc0 quiet vsock_v4v=debug=1 $2" 1 "$LINUX_DOMU_MB" "$3" "$R" >/dev/null
+    domu_create "$1" "$K" "console=hvc0 quiet vsock_v4v=debug=1 $2" 1 "${5:-$LINUX_DOMU_MB}" "$3" "$R" "" "${4:-pv}" >/dev/null
+}
+
+# secs_since T: seconds since _v4v_now said T, two decimals.
+secs_since() { awk "BEGIN { printf \"%.2f\", $(_v4v_now) - $1 }"; }
+
+# mark_watch DOMU WHAT: in the background, the time mark WHAT first
+# shows in DOMU's console (looking every 0.1 s, 20 s at most) into
+# /tmp/seen-WHAT. Started before the xl destroy that destroyed_fast
+# times: the domain's rings go when Xen kills it, before xl destroy
+# returns, and xl destroy of the PVH domU takes up to 3 s (Xen frees its
+# shadow page tables), after which dom0 itself has been seen to take
+# 2.4 s to look at a mark that had long been there.
+mark_watch() {
+    rm -f "/tmp/seen-$2"
+    (wait_log "$1" "V4VD mark $2" 20 0.1 && _v4v_now > "/tmp/seen-$2") &
+    watch_pid=$!
+}
+
+# destroyed_fast T WHAT DOMU NAME FIGURE: after an xl destroy that
+# returned at T, with mark_watch DOMU WHAT started before it: NAME ok if
+# the mark came within 2.5 s of T (as for b; negative: before xl destroy
+# returned); the delay is FIGURE.
+destroyed_fast() {
+    wait "$watch_pid"
+    if [ -s "/tmp/seen-$2" ]; then
+        dt=$(awk "BEGIN { printf \"%.2f\", $(cat "/tmp/seen-$2") - $1 }")
+        echo "dom0: $3 saw it $dt s after xl destroy returned"
+        echo "V4VD figure $5 $dt"
+        if awk "BEGIN { exit !($dt <= 2.5) }"; then
+            result ok "$4"
+        else
+            result fail "$4" "$dt s"
+        fi
+    else
+        result fail "$4" "$3 did not notice in 20 s"
+    fi
 }
 
 # wait_b REGEX TIMEOUT_S [POLL_S]: wait_log on b (every POLL_S, default
@@ -44,10 +86,12 @@ live() {
 }
 
 if linux_create a "role=server" "$A" &&
-    linux_create b "role=client srv=$CID_A srv2=$CID_A2 ra=$RA rb=$RB rh=$RH" "$B"; then
+    linux_create b "role=client srv=$CID_A srv2=$CID_A2 pvh=$CID_P ra=$RA rb=$RB rh=$RH" "$B" &&
+    linux_create p "role=pvh srv=$CID_A" "$P" pvh "$LINUX_PVH_MB"; then
     result ok vsock.dom0-domids-as-planned
     live a
     live b
+    live p
 else
     result fail vsock.dom0-domids-as-planned "xl create failed or ids differ"
     xl list
@@ -71,9 +115,15 @@ if wait_b 'V4VD mark vip-ready' 400; then
     fi
 fi
 
-if wait_b 'V4VD mark death-ready' 200; then
+# b gets here after its checks against p too (up to 240 s for p to answer,
+# then 64 MiB through it).
+if wait_b 'V4VD mark death-ready' 500; then
+    # p holds a writer and a reader on a by now (it did long before b got
+    # here); if it does not, its own results say so.
+    wait_log p 'V4VD mark pvh-holding' 60
+    mark_watch p pvh-saw-death
     t0=$(_v4v_now)
-    echo "dom0: xl destroy a (domain $A) while b streams to and from it"
+    echo "dom0: xl destroy a (domain $A) while b streams to and from it, and p holds two connections to it"
     xl destroy a
     t1=$(_v4v_now)
     if wait_b 'V4VD mark death-detected' 20 0.1; then
@@ -89,12 +139,24 @@ if wait_b 'V4VD mark death-ready' 200; then
     else
         result fail vsock.death-detected-fast "b did not notice in 20 s"
     fi
+    destroyed_fast "$t1" pvh-saw-death p vsock.pv-death-pvh-detected-fast vsock-pv-death-pvh-detect-s
     live a2
     if linux_create a2 "role=server" "$A2"; then
         result ok vsock.dom0-new-server
     else
         result fail vsock.dom0-new-server "xl create a2"
     fi
+fi
+
+# The PVH domU dies while b streams to and from it.
+if wait_b 'V4VD mark pvh-death-ready' 300; then
+    mark_watch b pvh-death-detected
+    t0=$(_v4v_now)
+    echo "dom0: xl destroy p (domain $P, PVH) while b streams to and from it"
+    xl destroy p
+    t1=$(_v4v_now)
+    echo "dom0: $(secs_since "$t0") s in xl destroy p"
+    destroyed_fast "$t1" pvh-death-detected b vsock.pvh-death-detected-fast vsock-pvh-death-detect-s
 fi
 
 # Datagrams between the Linux client and two Rust test domUs in the
@@ -137,9 +199,10 @@ else
     xl destroy b
 fi
 xl destroy a2 2>/dev/null
+xl destroy p 2>/dev/null
 for d in ra rb rh; do wait_gone "$d" 60 || xl destroy "$d"; done
 
 kill $(jobs -p) 2>/dev/null
-for d in a b a2 ra rb rh; do
+for d in a b p a2 ra rb rh; do
     dump_log "$d"
 done
