@@ -1,7 +1,7 @@
 //! The narrow interface between the engine and the hypervisor.
 //!
-//! Everything the engine needs from Xen goes through [`Env`]: who is calling,
-//! copies to and from the calling vCPU's guest memory, pinning the frames of
+//! Everything the engine needs from Xen goes through [`Env`]: who is calling
+//! and what Xen's security policy (XSM) lets it do, copies to and from the calling vCPU's guest memory, pinning the frames of
 //! a ring and mapping them contiguously, raising `VIRQ_V4V`, the
 //! hypervisor's own locks, and its preemption: whether work is waiting for
 //! this CPU, and continuing a hypercall later. Inside Xen
@@ -31,6 +31,17 @@ pub enum PinError {
     NoMem,
 }
 
+/// What XSM answers for a send from the calling domain to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendAccess {
+    Allowed,
+    /// The policy denies it.
+    Denied,
+    /// The hypervisor knows no domain with that id (it went away after the
+    /// engine found its state): the send finds no ring.
+    NoDomain,
+}
+
 /// Services the hypervisor provides to the engine.
 ///
 /// All guest addresses are virtual addresses of the calling vCPU, as the
@@ -51,8 +62,29 @@ pub trait Env: Sync {
     /// The calling vCPU's number within its domain.
     fn current_vcpu(&self) -> u32;
 
-    /// Whether the calling domain may change the viptables (dom0).
-    fn current_is_privileged(&self) -> bool;
+    /// XSM: whether the calling domain may use V4V at all. Asked when the
+    /// engine would make the domain's state (its first register, send, or
+    /// notify with entries); a domain that has state was allowed. Xen:
+    /// `xsm_v4v_use`; the dummy module allows every domain.
+    fn xsm_use(&self) -> bool;
+
+    /// XSM: whether the calling domain may register a ring for `partner`
+    /// (`DOMID_ANY`: a ring open to any sender). Xen:
+    /// `xsm_v4v_register_single_source`, or `..._any_source` for
+    /// `DOMID_ANY` and for an id that names no domain now (whichever domain
+    /// gets that id later could send to the ring); the dummy module allows
+    /// both.
+    fn xsm_register(&self, partner: DomId) -> bool;
+
+    /// XSM: whether the calling domain may send to domain `dst` (and see
+    /// its rings in notify). Xen: `xsm_v4v_send`; the dummy module allows
+    /// every pair.
+    fn xsm_send(&self, dst: DomId) -> SendAccess;
+
+    /// XSM: whether the calling domain may list and change the viptables.
+    /// Xen: `xsm_v4v_viptables`, whose dummy answer is Xen's usual one for
+    /// a privileged operation: the control domain (dom0) only.
+    fn xsm_viptables(&self) -> bool;
 
     /// Copy the caller's guest range `src` to `dst`.
     ///

@@ -42,6 +42,10 @@
 //!
 //! Per-domain counters of queued waits are atomics, changed under L3 of the
 //! ring the wait sits on; the counting domain's state is held by reference.
+//!
+//! **XSM.** The hooks of [`Env`] that ask Xen's security policy (`xsm_*`)
+//! are called with no V4V lock held: FLASK's access vector cache may
+//! allocate and print (audit) on a miss.
 mod domain;
 mod notify;
 mod register;
@@ -195,12 +199,17 @@ impl<E: Env> Engine<E> {
         find(&self.domains.read(), dom).cloned()
     }
 
-    /// The state of `dom`, made if it has none yet (the domain's first
-    /// operation). Only a domain itself makes its state, so a dying domain
-    /// (whose vCPUs are paused) never gets a new one.
-    fn ensure_domain(&self, dom: DomId) -> Result<Shared<DomainState<E>>> {
+    /// The state of the calling domain `dom`, made if it has none yet (the
+    /// domain's first operation: XSM's "use" is asked then, and a domain it
+    /// denies gets -EPERM and no state). Only a domain itself makes its
+    /// state, so a dying domain (whose vCPUs are paused) never gets a new
+    /// one.
+    fn ensure_domain(&self, env: &E, dom: DomId) -> Result<Shared<DomainState<E>>> {
         if let Some(d) = self.domain(dom) {
             return Ok(d);
+        }
+        if !env.xsm_use() {
+            return Err(Error::Perm);
         }
         // Allocated outside L1.
         let fresh = DomainState::try_new(dom)?;

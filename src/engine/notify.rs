@@ -19,7 +19,7 @@ use crate::abi::{
     Addr, RingDataEnt, RingDataFlags, RingDataHeader, MAXENT, PORT_NONE, RING_DATA_ENT_OFFSET,
     RING_DATA_MAGIC,
 };
-use crate::env::Env;
+use crate::env::{Env, SendAccess};
 use crate::error::{Error, Result};
 use crate::guest::GuestAddr;
 use core::sync::atomic::Ordering;
@@ -50,7 +50,7 @@ impl<E: Env> Engine<E> {
             hdr.nent
         };
         let me = if nent > 0 {
-            Some(self.ensure_domain(caller)?)
+            Some(self.ensure_domain(env, caller)?)
         } else {
             self.domain(caller)
         };
@@ -115,7 +115,7 @@ impl<E: Env> Engine<E> {
             }
         }
         for i in 0..n {
-            let r = self.query(me, allowed[i], &mut ents[i]);
+            let r = self.query(env, me, allowed[i], &mut ents[i]);
             if let Err(e) = r {
                 // The entries answered so far go back, as they would have
                 // one by one.
@@ -128,8 +128,16 @@ impl<E: Env> Engine<E> {
     }
 
     /// Fill in one entry: find the ring as send would, report its state and
-    /// queue or drop the caller's wait on it.
-    fn query(&self, me: &DomainState<E>, allowed: bool, ent: &mut RingDataEnt) -> Result<()> {
+    /// queue or drop the caller's wait on it. A ring of a domain that XSM
+    /// does not let the caller send to reads as not existing, as one the
+    /// viptables reject does (`allowed`).
+    fn query(
+        &self,
+        env: &E,
+        me: &DomainState<E>,
+        allowed: bool,
+        ent: &mut RingDataEnt,
+    ) -> Result<()> {
         ent.flags = 0;
         ent.max_message_size = 0;
         let dst = ent.ring;
@@ -139,6 +147,9 @@ impl<E: Env> Engine<E> {
         let Some(dest) = self.domain(dst.domain) else {
             return Ok(());
         };
+        if env.xsm_send(dst.domain) != SendAccess::Allowed {
+            return Ok(());
+        }
         let table = dest.rings.read();
         let Some(ring) = table.lookup(dst.port, me.id).filter(|_| !table.dead) else {
             return Ok(());

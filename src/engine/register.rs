@@ -49,8 +49,15 @@ impl<E: Env> Engine<E> {
             partner: hdr.id.partner,
         };
 
+        // The policy (the last of the caller's own checks): the ring's
+        // partner or any sender, then use (when this makes the domain's
+        // state). Denied, nothing has changed.
+        if !env.xsm_register(key.partner) {
+            return Err(Error::Perm);
+        }
+        let me = self.ensure_domain(env, caller)?;
+
         // Quota, before any pinning work (checked again when inserting).
-        let me = self.ensure_domain(caller)?;
         me.rings.read().quota_allows(key, needed)?;
 
         let frames = pin_frames(env, pfns_p, needed)?;

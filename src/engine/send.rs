@@ -2,7 +2,7 @@
 use super::{find, Engine};
 use crate::abi::{Addr, DOMID_ANY};
 use crate::copy::{real_source, write_message, Payload};
-use crate::env::{DomId, Env};
+use crate::env::{DomId, Env, SendAccess};
 use crate::error::{Error, Result};
 use crate::guest::GuestAddr;
 
@@ -49,8 +49,9 @@ impl<E: Env> Engine<E> {
         }
     }
 
-    /// Everything after the caller's arguments: permission, destination,
-    /// space, the copy.
+    /// Everything after the caller's arguments: permission (`src.domain`,
+    /// XSM's use on the caller's first operation), destination (domain,
+    /// viptables and XSM's send, ring), space, the copy.
     fn deliver(
         &self,
         env: &E,
@@ -77,7 +78,7 @@ impl<E: Env> Engine<E> {
         };
         let me = match me {
             Some(me) => me,
-            None => self.ensure_domain(caller)?,
+            None => self.ensure_domain(env, caller)?,
         };
         // A message to itself: the state just made.
         let dest = match dest {
@@ -86,10 +87,16 @@ impl<E: Env> Engine<E> {
             None => return Err(Error::NotConn),
         };
 
-        // The destination: viptables, ring. A domain being torn down has
-        // no rings (`dead`).
+        // The destination: viptables and XSM (both must allow; the same
+        // -EPERM at the same point), ring. A domain being torn down has no
+        // rings (`dead`).
         if !self.viptables_allow(source, dst) {
             return Err(Error::Perm);
+        }
+        match env.xsm_send(dst.domain) {
+            SendAccess::Allowed => {}
+            SendAccess::Denied => return Err(Error::Perm),
+            SendAccess::NoDomain => return Err(Error::NotConn),
         }
         let table = dest.rings.read();
         if table.dead {

@@ -1,4 +1,6 @@
-//! viptables_add, viptables_del and viptables_list (privileged domains only).
+//! viptables_add, viptables_del and viptables_list: for the domains XSM lets
+//! change them (the dummy module: the control domain, dom0), asked before
+//! anything is read.
 use super::Engine;
 use crate::abi::{ViptablesList, ViptablesRule, VIPTABLES_LIST_SIZE};
 use crate::env::Env;
@@ -8,7 +10,7 @@ use crate::viptables::Rule;
 
 impl<E: Env> Engine<E> {
     pub(super) fn viptables_add(&self, env: &E, rule_p: GuestAddr, position: u32) -> Result<()> {
-        if !env.current_is_privileged() {
+        if !env.xsm_viptables() {
             return Err(Error::Perm);
         }
         let rule = Rule::from_abi(&rule_p.read::<E, ViptablesRule>(env)?)?;
@@ -16,7 +18,7 @@ impl<E: Env> Engine<E> {
     }
 
     pub(super) fn viptables_del(&self, env: &E, rule_p: GuestAddr, position: i32) -> Result<()> {
-        if !env.current_is_privileged() {
+        if !env.xsm_viptables() {
             return Err(Error::Perm);
         }
         match position {
@@ -34,7 +36,7 @@ impl<E: Env> Engine<E> {
     }
 
     pub(super) fn viptables_list(&self, env: &E, list_p: GuestAddr) -> Result<()> {
-        if !env.current_is_privileged() {
+        if !env.xsm_viptables() {
             return Err(Error::Perm);
         }
         let mut list: ViptablesList = list_p.read(env)?;

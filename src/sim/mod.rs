@@ -15,6 +15,11 @@
 //! Guest pages are written by the engine through raw pointers while tests
 //! read, rewrite and corrupt them through this module: that is the point.
 //!
+//! XSM: by default the simulation answers the hooks as Xen's dummy module
+//! does (everything allowed, the viptables to dom0 only);
+//! [`Sim::set_policy`] puts a policy of the test's own in its place, as
+//! FLASK would be, and records every check it is asked.
+//!
 //! [`maps::RingMaps`] is the other way to map rings, for the fuzz target:
 //! every ring in a mapping of its own between guard pages, cached for reuse.
 pub mod client;
@@ -22,13 +27,13 @@ pub mod fuzz;
 pub mod lock;
 pub mod maps;
 
-use crate::abi::PAGE_SIZE;
-use crate::env::{DomId, Env, Fault, PinError};
+use crate::abi::{DOMID_ANY, PAGE_SIZE};
+use crate::env::{DomId, Env, Fault, PinError, SendAccess};
 use crate::guest::GuestRange;
 use core::ptr::NonNull;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::vec::Vec;
 
 /// Where every simulated domain's memory starts in its virtual address space.
@@ -53,7 +58,39 @@ struct SimDomain {
     next_free: AtomicU32,
 }
 
-/// The simulated host. Domain 0 is privileged.
+/// A question the engine asks XSM, with the domains as the shim would pass
+/// them to Xen's hooks (the caller first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XsmCheck {
+    /// `xsm_v4v_use(caller)`.
+    Use(DomId),
+    /// `xsm_v4v_register_single_source(caller, partner)`.
+    RegisterSingle(DomId, DomId),
+    /// `xsm_v4v_register_any_source(caller)`: a ring for `DOMID_ANY`, or
+    /// for an id that names no domain.
+    RegisterAny(DomId),
+    /// `xsm_v4v_send(caller, destination)`, by send and by notify.
+    Send(DomId, DomId),
+    /// `xsm_v4v_viptables(caller)`.
+    Viptables(DomId),
+}
+
+impl XsmCheck {
+    /// What Xen's dummy XSM module answers, which is V4V's behaviour
+    /// without XSM: everything is allowed but the viptables, which are for
+    /// the control domain (dom0).
+    pub fn dummy(self) -> bool {
+        match self {
+            XsmCheck::Viptables(d) => d == 0,
+            _ => true,
+        }
+    }
+}
+
+/// A policy for [`Sim::set_policy`]: true allows.
+pub type Policy = std::boxed::Box<dyn Fn(XsmCheck) -> bool + Send + Sync>;
+
+/// The simulated host. Domain 0 is privileged (the dummy policy).
 pub struct Sim {
     doms: Vec<SimDomain>,
     /// When set, `pin_frame` fails with `NoMem` after this many more pins.
@@ -69,6 +106,12 @@ pub struct Sim {
     /// Continuations made and softirq passes asked for (for tests).
     continuations: AtomicU64,
     softirq_passes: AtomicU64,
+    /// The XSM policy in place of the dummy one, and whether there is one
+    /// (so that the default costs no lock).
+    policy: RwLock<Option<Policy>>,
+    has_policy: AtomicBool,
+    /// Every check the policy answered, with its answer.
+    xsm_log: Mutex<Vec<(XsmCheck, bool)>>,
 }
 
 /// See [`Sim::set_copy_hook`].
@@ -198,7 +241,42 @@ impl Sim {
             copy_hook: Mutex::new(None),
             continuations: AtomicU64::new(0),
             softirq_passes: AtomicU64::new(0),
+            policy: RwLock::new(None),
+            has_policy: AtomicBool::new(false),
+            xsm_log: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Answer XSM's checks with `policy` from now on (as FLASK would),
+    /// recording each (see [`Sim::take_xsm_log`]).
+    pub fn set_policy(&self, policy: impl Fn(XsmCheck) -> bool + Send + Sync + 'static) {
+        *self.policy.write().unwrap() = Some(std::boxed::Box::new(policy));
+        self.has_policy.store(true, Ordering::Release);
+    }
+
+    /// Back to the dummy module's answers.
+    pub fn clear_policy(&self) {
+        self.has_policy.store(false, Ordering::Release);
+        *self.policy.write().unwrap() = None;
+    }
+
+    /// The checks a policy set by [`Sim::set_policy`] answered since the
+    /// last call, in order, with the answers.
+    pub fn take_xsm_log(&self) -> Vec<(XsmCheck, bool)> {
+        core::mem::take(&mut *self.xsm_log.lock().unwrap())
+    }
+
+    /// XSM's answer to `check`.
+    fn xsm(&self, check: XsmCheck) -> bool {
+        if !self.has_policy.load(Ordering::Acquire) {
+            return check.dummy();
+        }
+        let ok = match &*self.policy.read().unwrap() {
+            Some(p) => p(check),
+            None => check.dummy(),
+        };
+        self.xsm_log.lock().unwrap().push((check, ok));
+        ok
     }
 
     /// Run `f` inside the next guest read of `min_len` bytes or more,
@@ -491,8 +569,33 @@ impl Env for Sim {
         CURRENT.with(|c| c.get())
     }
 
-    fn current_is_privileged(&self) -> bool {
-        self.current_domain() == 0
+    fn xsm_use(&self) -> bool {
+        self.xsm(XsmCheck::Use(self.current_domain()))
+    }
+
+    fn xsm_register(&self, partner: DomId) -> bool {
+        let me = self.current_domain();
+        // As the shim: a partner that is no domain is asked as any sender.
+        if partner == DOMID_ANY || self.dom(partner).is_none() {
+            self.xsm(XsmCheck::RegisterAny(me))
+        } else {
+            self.xsm(XsmCheck::RegisterSingle(me, partner))
+        }
+    }
+
+    fn xsm_send(&self, dst: DomId) -> SendAccess {
+        if self.dom(dst).is_none() {
+            return SendAccess::NoDomain;
+        }
+        if self.xsm(XsmCheck::Send(self.current_domain(), dst)) {
+            SendAccess::Allowed
+        } else {
+            SendAccess::Denied
+        }
+    }
+
+    fn xsm_viptables(&self) -> bool {
+        self.xsm(XsmCheck::Viptables(self.current_domain()))
     }
 
     unsafe fn copy_from_guest(&self, dst: *mut u8, src: GuestRange) -> Result<(), Fault> {

@@ -34,8 +34,20 @@ unsafe extern "C" {
     pub safe fn v4v_shim_current_domid() -> u16;
     /// The current vCPU's number within its domain.
     pub safe fn v4v_shim_current_vcpu() -> u32;
-    /// Whether the current domain is the control domain (dom0).
-    pub safe fn v4v_shim_current_is_privileged() -> bool;
+    /// XSM (`xsm_v4v_use`): may the current domain use V4V? 0, or -EPERM.
+    pub safe fn v4v_shim_xsm_use() -> i32;
+    /// XSM: may the current domain register a ring for `partner`
+    /// (`xsm_v4v_register_single_source`), or for any sender
+    /// (`xsm_v4v_register_any_source`: `partner` is `V4V_DOMID_ANY` or names
+    /// no domain)? 0, or -EPERM.
+    pub safe fn v4v_shim_xsm_register(partner: u16) -> i32;
+    /// XSM (`xsm_v4v_send`): may the current domain send to domain `dst`?
+    /// 0, -EPERM, or -ESRCH when there is no domain `dst`.
+    pub safe fn v4v_shim_xsm_send(dst: u16) -> i32;
+    /// XSM (`xsm_v4v_viptables`; the dummy module: the control domain
+    /// only): may the current domain list and change the viptables? 0, or
+    /// -EPERM.
+    pub safe fn v4v_shim_xsm_viptables() -> i32;
     /// Pin frame `gfn` of the current domain as a writable RAM page.
     /// 0 (and `*page` set) or -EINVAL.
     pub fn v4v_shim_pin_frame(gfn: u64, page: *mut *mut c_void) -> i32;

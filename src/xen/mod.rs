@@ -13,7 +13,7 @@
 //! pointer, and only from hypercall, domctl or debug-key context, with
 //! interrupts enabled.
 use crate::engine::Engine;
-use crate::env::{DomId, Env, Fault, PinError};
+use crate::env::{DomId, Env, Fault, PinError, SendAccess};
 use crate::guest::GuestRange;
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
@@ -21,6 +21,9 @@ use core::ptr::{self, NonNull};
 mod ffi;
 mod lock;
 mod rt;
+
+/// `-ESRCH` (Xen's errno 3): `v4v_shim_xsm_send` found no such domain.
+const ESRCH_NEG: i32 = -3;
 
 /// All V4V state of the host, made once at boot.
 static ENGINE: spin::Once<Engine<XenEnv>> = spin::Once::new();
@@ -74,8 +77,24 @@ impl Env for XenEnv {
         ffi::v4v_shim_current_domid()
     }
 
-    fn current_is_privileged(&self) -> bool {
-        ffi::v4v_shim_current_is_privileged()
+    fn xsm_use(&self) -> bool {
+        ffi::v4v_shim_xsm_use() == 0
+    }
+
+    fn xsm_register(&self, partner: DomId) -> bool {
+        ffi::v4v_shim_xsm_register(partner) == 0
+    }
+
+    fn xsm_send(&self, dst: DomId) -> SendAccess {
+        match ffi::v4v_shim_xsm_send(dst) {
+            0 => SendAccess::Allowed,
+            ESRCH_NEG => SendAccess::NoDomain,
+            _ => SendAccess::Denied,
+        }
+    }
+
+    fn xsm_viptables(&self) -> bool {
+        ffi::v4v_shim_xsm_viptables() == 0
     }
 
     unsafe fn copy_from_guest(&self, dst: *mut u8, src: GuestRange) -> Result<(), Fault> {

@@ -4,3 +4,4 @@ mod hostile;
 mod model;
 mod ops;
 mod preempt;
+mod xsm;

@@ -13,7 +13,7 @@
 //! memory check compares those pages after each hypercall instead of all of
 //! memory, and a write anywhere else faults on the spot.
 use super::layout::{va, MEM_PAGES, NDOM};
-use crate::env::{DomId, Env, Fault, PinError};
+use crate::env::{DomId, Env, Fault, PinError, SendAccess};
 use crate::guest::GuestRange;
 use crate::sim::maps::RingMaps;
 use crate::sim::{gfn_base, Sim, SimFrame, VA_BASE};
@@ -237,8 +237,20 @@ impl Env for FuzzEnv {
         self.sim.current_domain()
     }
 
-    fn current_is_privileged(&self) -> bool {
-        self.sim.current_is_privileged()
+    fn xsm_use(&self) -> bool {
+        self.sim.xsm_use()
+    }
+
+    fn xsm_register(&self, partner: DomId) -> bool {
+        self.sim.xsm_register(partner)
+    }
+
+    fn xsm_send(&self, dst: DomId) -> SendAccess {
+        self.sim.xsm_send(dst)
+    }
+
+    fn xsm_viptables(&self) -> bool {
+        self.sim.xsm_viptables()
     }
 
     unsafe fn copy_from_guest(&self, dst: *mut u8, src: GuestRange) -> Result<(), Fault> {
