@@ -8,7 +8,12 @@
 #                         with WANT_ID, a domU that got another id is
 #                         destroyed before it runs, and the call fails;
 #                         RAMDISK is its initramfs, VIF the inside of xl's
-#                         `vif = [ ]` (none by default)
+#                         `vif = [ ]` (none by default); a domU named in
+#                         /etc/v4v/seclabels gets that FLASK label
+#                         (domu_seclabel)
+#   domu_seclabel NAME    the security label of NAME's xl config: the
+#                         second word of NAME's line in /etc/v4v/seclabels
+#                         (`b system_u:system_r:v4v_b_t`), empty when none
 #   wait_log NAME REGEX TIMEOUT_S [EVERY_S]
 #                         wait for a line matching REGEX (grep -E) in its
 #                         console log, looking every EVERY_S seconds
@@ -60,6 +65,11 @@ domu_type() {
 }
 [ -z "${V4V_PVH_DOMUS:-}" ] && [ -f /etc/v4v/pvh-domus ] && V4V_PVH_DOMUS=$(cat /etc/v4v/pvh-domus)
 
+domu_seclabel() {
+    [ -f /etc/v4v/seclabels ] || return 0
+    awk -v n="$1" '$1 == n { print $2; exit }' /etc/v4v/seclabels
+}
+
 domu_create() {
     if [ $# -lt 3 ]; then
         echo "domu_create: usage: domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID] [RAMDISK] [VIF]" >&2
@@ -77,6 +87,9 @@ domu_create() {
     esac
     _rd=""
     [ -n "$_ramdisk" ] && _rd="ramdisk = \"$_ramdisk\""
+    _label=$(domu_seclabel "$_name")
+    _sl=""
+    [ -n "$_label" ] && _sl="seclabel = \"$_label\""
     mkdir -p "$V4V_CFG_DIR"
     _cfg=$V4V_CFG_DIR/$_name.cfg
     cat > "$_cfg" <<EOF
@@ -85,6 +98,7 @@ uuid = "$(_v4v_uuid "$_name")"
 type = "$(domu_type "$_name")"
 kernel = "$_kernel"
 $_rd
+$_sl
 extra = "$_extra"
 vcpus = $_vcpus
 memory = $_mem
@@ -125,7 +139,7 @@ EOF
         xl destroy "$_name" 2>/dev/null
         return 1
     fi
-    echo "dom0: created $_name as domain $_id ($(domu_type "$_name"), $_vcpus vCPU, $_mem MiB, extra '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s" >&2
+    echo "dom0: created $_name as domain $_id ($(domu_type "$_name")${_label:+, $_label}, $_vcpus vCPU, $_mem MiB, extra '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s" >&2
     echo "$_id"
 }
 
