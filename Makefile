@@ -36,6 +36,7 @@ include mk/guest.mk
 include mk/v4vctl.mk
 include mk/dom0.mk
 include mk/scenarios.mk
+include mk/flask.mk
 include mk/linux.mk
 include mk/bench.mk
 
@@ -45,7 +46,7 @@ test: setup
 	@bash scripts/test.sh
 
 clean:
-	rm -rf $(BUILD)/xen-4.* $(BUILD)/stamps-xen-* $(BUILD)/target-* $(RESULTS) target
+	rm -rf $(BUILD)/xen-4.* $(BUILD)/stamps-xen-* $(BUILD)/flask-policy-* $(BUILD)/target-* $(RESULTS) target
 
 distclean:
 	rm -rf $(BUILD) target

@@ -10,7 +10,12 @@
 #                         destroyed before it runs, and the call fails;
 #                         RAMDISK is its initramfs, VIF the inside of xl's
 #                         `vif = [ ]` (none by default), TYPE xl's `type`
-#                         (pv by default; pvh for a Linux PVH domU)
+#                         (pv by default; pvh for a Linux PVH domU); a domU
+#                         named in /etc/v4v/seclabels gets that FLASK label
+#                         (domu_seclabel)
+#   domu_seclabel NAME    the security label of NAME's xl config: the
+#                         second word of NAME's line in /etc/v4v/seclabels
+#                         (`b system_u:system_r:v4v_b_t`), empty when none
 #   wait_log NAME REGEX TIMEOUT_S [EVERY_S]
 #                         wait for a line matching REGEX (grep -E) in its
 #                         console log, looking every EVERY_S seconds
@@ -71,6 +76,11 @@ if [ -z "${V4V_PVH_DOMUS:-}" ] && [ -f /etc/v4v/pvh-domus ]; then
     V4V_PVH_DOMUS=$(cat /etc/v4v/pvh-domus)
 fi
 
+domu_seclabel() {
+    [ -f /etc/v4v/seclabels ] || return 0
+    awk -v n="$1" '$1 == n { print $2; exit }' /etc/v4v/seclabels
+}
+
 domu_create() {
     if [ $# -lt 3 ]; then
         echo "domu_create: usage: domu_create NAME KERNEL EXTRA [VCPUS] [MEM_MB] [WANT_ID] [RAMDISK] [VIF] [TYPE]" >&2
@@ -92,6 +102,9 @@ domu_create() {
     esac
     _rd=""
     [ -n "$_ramdisk" ] && _rd="ramdisk = \"$_ramdisk\""
+    _label=$(domu_seclabel "$_name")
+    _sl=""
+    [ -n "$_label" ] && _sl="seclabel = \"$_label\""
     mkdir -p "$V4V_CFG_DIR"
     _cfg=$V4V_CFG_DIR/$_name.cfg
     cat > "$_cfg" <<EOF
@@ -100,6 +113,7 @@ uuid = "$(_v4v_uuid "$_name")"
 type = "$_type"
 kernel = "$_kernel"
 $_rd
+$_sl
 extra = "$_extra"
 vcpus = $_vcpus
 memory = $_mem
@@ -140,7 +154,7 @@ EOF
         xl destroy "$_name" 2>/dev/null
         return 1
     fi
-    echo "dom0: created $_name as domain $_id ($_type, $_vcpus vCPU, $_mem MiB, extra '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s" >&2
+    echo "dom0: created $_name as domain $_id ($_type${_label:+, $_label}, $_vcpus vCPU, $_mem MiB, extra '$_extra') in $(awk "BEGIN { printf \"%.1f\", $(_v4v_now) - $_t0 }") s" >&2
     echo "$_id"
 }
 

@@ -26,7 +26,11 @@
 # CONFIG_DEBUG_LOCKS; the engine built with Rust's debug assertions and
 # overflow checks, and its lock-order check per physical CPU), each in its
 # own tree, stamps and archive copy. `make xen-debug` and the *-debug
-# targets below build and test the second.
+# targets below build and test the second. A third, XEN_VARIANT=flask, is
+# the release build with Xen's security modules and FLASK compiled in
+# (CONFIG_XSM, CONFIG_XSM_FLASK; no built-in policy: the enforcing boot of
+# mk/flask.mk hands Xen its test policy as a boot module) and the release
+# engine archive.
 ifeq ($(filter $(XEN_VERSION),4.20 4.17),)
 $(error XEN_VERSION must be 4.20 or 4.17, not '$(XEN_VERSION)')
 endif
@@ -39,9 +43,15 @@ else ifeq ($(XEN_VARIANT),release)
 XEN_VARIANT_SUFFIX :=
 XEN_KCONFIG_VARIANT := CONFIG_DEBUG=n
 XEN_RUSTFLAGS_VARIANT :=
+else ifeq ($(XEN_VARIANT),flask)
+XEN_VARIANT_SUFFIX := -flask
+XEN_KCONFIG_VARIANT := CONFIG_DEBUG=n CONFIG_XSM=y CONFIG_XSM_FLASK=y CONFIG_XSM_FLASK_POLICY=n
+XEN_RUSTFLAGS_VARIANT :=
 else
-$(error XEN_VARIANT must be release or debug, not '$(XEN_VARIANT)')
+$(error XEN_VARIANT must be release, debug or flask, not '$(XEN_VARIANT)')
 endif
+# The engine archive a variant links: flask's is the release one.
+XEN_RUST_VARIANT := $(if $(filter flask,$(XEN_VARIANT)),release,$(XEN_VARIANT))
 XEN_TREE := $(BUILD)/xen-$(XEN_VERSION)$(XEN_VARIANT_SUFFIX)
 XEN_STAMPS := $(BUILD)/stamps-xen-$(XEN_VERSION)$(XEN_VARIANT_SUFFIX)
 # Results (logs, counts) of one hypervisor: boot-4.20, multi-4.17-debug, ...
@@ -68,7 +78,7 @@ RUST_TARGET := x86_64-unknown-none
 # never built at the same time.
 RUST_TARGET_DIR := $(BUILD)/target-xen
 RUST_OUT := $(RUST_TARGET_DIR)/$(RUST_TARGET)/release/libv4v.a
-RUST_LIB := $(RUST_TARGET_DIR)/libv4v-$(XEN_VARIANT).a
+RUST_LIB := $(RUST_TARGET_DIR)/libv4v-$(XEN_RUST_VARIANT).a
 XEN_RUST_LIB := $(XEN_STAMPS)/libv4v.a
 # Code that links into Xen: position independent without a GOT (Xen is
 # linked above the top 2 GiB), no unwind tables, Xen's retpoline and return
@@ -88,7 +98,7 @@ XEN_CARGO := RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(XEN_RUSTFLAGS)" nice $(CARGO) rustc 
 export XEN_IMAGE XEN_SYMS RUST_LIB
 
 .PHONY: xen xen-rust xen-patch xen-config xen-rebuild disasm-check abi-check \
-	xen-debug disasm-check-debug
+	xen-debug disasm-check-debug xen-flask
 
 xen: $(XEN_IMAGE)
 
@@ -181,6 +191,10 @@ xen-debug:
 	$(MAKE) --no-print-directory xen XEN_VARIANT=debug
 disasm-check-debug:
 	$(MAKE) --no-print-directory disasm-check XEN_VARIANT=debug
+
+# The FLASK hypervisor (see XEN_VARIANT above; its boot is in mk/flask.mk).
+xen-flask:
+	$(MAKE) --no-print-directory xen XEN_VARIANT=flask
 
 ABI_CHECK_DIR := $(BUILD)/abi-check-$(XEN_VERSION)
 abi-check: $(XEN_PATCHED)

@@ -25,7 +25,10 @@ APT_PKGS=(qemu-system-x86 bison flex cpio dpkg-dev python3 make gcc binutils xz-
     # kernel module is built with gcc-12 (the kernel's compiler), the static
     # vdgram tool with libc6-dev, and socat's and Python's libraries come
     # from the host
-    gcc-12 libc6-dev libc6 zlib1g libexpat1 libssl3)
+    gcc-12 libc6-dev libc6 zlib1g libexpat1 libssl3
+    # the FLASK test policy of `make flask-test` (scripts/flask-policy.sh):
+    # Xen's policy sources go through m4, then Debian's checkpolicy
+    checkpolicy m4)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -72,6 +72,10 @@ stage disasm-4.20-debug make --no-print-directory "${V[@]}" disasm-check-debug
 stage boot-4.20-debug make --no-print-directory "${V[@]}" boot-test-debug
 stage boot-pvh-4.20-debug make --no-print-directory "${V[@]}" boot-test-pvh-debug
 stage multi-4.20-debug make --no-print-directory "${V[@]}" multi-test-debug
+# The FLASK build of it (CONFIG_XSM_FLASK) and its test policy, booted
+# with flask=enforcing: three labelled domUs, a may send to b, c may not.
+stage xen-4.20-flask make --no-print-directory "${V[@]}" xen-flask flask-policy
+stage flask-4.20 make --no-print-directory "${V[@]}" flask-test
 # Two Linux 6.12 domUs talking AF_VSOCK over V4V.
 stage vsock-4.20 make --no-print-directory "${V[@]}" vsock-test
 

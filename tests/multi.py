@@ -19,7 +19,11 @@ line, from dom0 itself or from a domU (then prefixed ``(dN) `` by Xen, or
 ``#`` starts a comment). A run fails for each expected name that is
 missing, each name reported ``not ok`` (by anyone), each name reported
 twice by the same source, each bail-out, a Xen or Linux panic, a missing
-or non-zero ``V4VD dom0 done``, and the watchdog. The serial log is saved
+or non-zero ``V4VD dom0 done``, and the watchdog. ``--serial-checks FILE``
+adds results judged on Xen's serial line itself (lines ``present NAME
+REGEX``: some line matches; ``absent NAME REGEX``: none does), e.g. Xen's
+FLASK denials. ``--xen-extra`` appends to Xen's command line, ``--module``
+adds a multiboot module after dom0's. The serial log is saved
 as ``<results>/<name>.serial``; ``--counts`` gets ``PASSED FAILED``.
 Prints one line per test, timings, and ``N passed, M failed``; exits
 non-zero on any failure.
@@ -78,6 +82,13 @@ def parse_args():
                    help="Linux command line (v4v_watchdog=S bounds run.sh)")
     p.add_argument("--expect", help="file of test names that must report ok")
     p.add_argument("--memory", default="2048", help="QEMU -m (MiB)")
+    p.add_argument("--serial-checks",
+                   help="file of `present NAME REGEX` / `absent NAME REGEX` lines, each a "
+                        "result judged on the serial line")
+    p.add_argument("--xen-extra", default="", help="appended to Xen's command line")
+    p.add_argument("--module", action="append", default=[],
+                   help="one more multiboot module after dom0's kernel and initramfs "
+                        "(repeatable), e.g. a FLASK policy")
     p.add_argument("--show", action="store_true",
                    help="`make run`: end with the show's own verdict (what was delivered "
                         "and refused) instead of test counts")
@@ -270,14 +281,52 @@ class Show:
         return not problems, lines
 
 
+class SerialChecks:
+    """Results judged on the serial line itself: ``present NAME REGEX``
+    passes when some line matches REGEX (Python ``re.search`` on the line
+    without escapes), ``absent NAME REGEX`` when none does."""
+
+    def __init__(self, path):
+        self.checks = []  # (kind, name, regex, first matching line or None)
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                parts = line.split(None, 2)
+                if len(parts) != 3 or parts[0] not in ("present", "absent"):
+                    raise ValueError(f"{path}:{n}: not `present|absent NAME REGEX`")
+                self.checks.append([parts[0], parts[1], re.compile(parts[2]), None])
+
+    def names(self):
+        return [c[1] for c in self.checks]
+
+    def feed(self, line, now):
+        for c in self.checks:
+            if c[3] is None and c[2].search(line):
+                c[3] = line.strip()
+
+    def report(self, run):
+        """Each check's verdict, as a result from the source `serial`."""
+        for kind, name, regex, hit in self.checks:
+            if kind == "present":
+                ok, why = hit is not None, "" if hit else f"no serial line matches {regex.pattern!r}"
+            else:
+                ok, why = hit is None, f"serial line: {hit}" if hit else ""
+            if name not in run.reports:
+                run.reports[name] = []
+                run.order.append(name)
+            run.reports[name].append(("serial", ok, why))
+
+
 def boot(args, run, serial, extra_qemu=(), also=None):
     """Boots Xen and dom0, feeding every serial line to ``run`` (and to
     ``also(line, now)``, if given); ``extra_qemu`` goes on QEMU's command
     line."""
     cmd = qemu.qemu_cmd(args.qemu, "qemu64,+rdrand", args.memory, args.xen,
-                        args.xen_cmdline,
-                        [f"{args.vmlinux} {args.dom0_cmdline}", args.initrd],
-                         smp=args.smp)
+                        f"{args.xen_cmdline} {args.xen_extra}".strip(),
+                        [f"{args.vmlinux} {args.dom0_cmdline}", args.initrd] + args.module,
+                        smp=args.smp)
     cmd += list(extra_qemu)
 
     def on_line(line, now):
@@ -301,13 +350,25 @@ def main():
         dup = sorted({n for n in expected if expected.count(n) > 1})
         if dup:
             problems.append(f"expect file lists names twice: {' '.join(dup)}")
+    checks = None
+    if args.serial_checks:
+        try:
+            checks = SerialChecks(args.serial_checks)
+        except (OSError, ValueError, re.error) as e:
+            print(f"multi: --serial-checks: {e}", file=sys.stderr)
+            return qemu.finish(args.counts, 0, 1)
+        expected += [n for n in checks.names() if n not in expected]
     if not qemu.check_inputs("multi", ((args.xen, "Xen image"), (args.vmlinux, "dom0 kernel"),
-                                       (args.initrd, "dom0 initramfs"))):
+                                       (args.initrd, "dom0 initramfs"))
+                             + tuple((m.split()[0], "module") for m in args.module)):
         return qemu.finish(args.counts, 0, 1)
     serial = qemu.serial_path(args.results, args.name)
     run = Run()
     show = Show() if args.show else None
-    rc, elapsed, timed_out, exited = boot(args, run, serial, also=show.feed if show else None)
+    also = show.feed if show else (checks.feed if checks else None)
+    rc, elapsed, timed_out, exited = boot(args, run, serial, also=also)
+    if checks:
+        checks.report(run)
     if show:
         ok, lines = show.verdict()
         problems = run.problems(rc, timed_out, args.timeout)

@@ -16,6 +16,8 @@
 //!   scenario ([`starve`]).
 //! - `show-a`, `show-b`, `show-c`: `make run`'s readable exchange
 //!   ([`show`]).
+//! - `flask-a`, `flask-b`, `flask-c`: the enforcing-FLASK boot, where the
+//!   policy lets `a` send to `b` and not `c` ([`flask`]).
 //! - `vsock-peer`: speaks the Linux AF_VSOCK transport's wire protocol to
 //!   a Linux domU in the vsock boot, correctly and then not ([`vsock`]).
 //!
@@ -25,6 +27,7 @@
 //! acts (viptables changes, `xl destroy`).
 
 mod ctrl;
+mod flask;
 pub mod hostile;
 mod roles;
 mod show;
@@ -180,6 +183,13 @@ pub fn run(cmd: &CmdLine) {
     // which is the control ring's registration.
     if role == "starve-l" {
         starve::run_looper(cast, virq, cmd);
+        println!("scenario: role {role} finished");
+        return;
+    }
+    // The FLASK roles make no control ring: `c` may not open a ring to
+    // any sender.
+    if role.starts_with("flask-") {
+        flask::run(cast, virq, role);
         println!("scenario: role {role} finished");
         return;
     }
