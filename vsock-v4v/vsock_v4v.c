@@ -994,6 +994,21 @@ refuse:
 	vv_reply_rst(dom, h);
 }
 
+/*
+ * The peer is done with this connection in both directions: it shut down
+ * both ways, or one side reset it. Take the socket out of the connected
+ * table now rather than at close. The peer may connect again from the
+ * same port while our owner still holds this socket, and that request
+ * must reach the listener: a lookup by (peer, port) would find this
+ * socket first, and it drops a SYN. The owner still reads what is queued
+ * and sees the end of file or the error; vv_release() removing it again
+ * is harmless.
+ */
+static void vv_peer_done(struct vsock_sock *vsk)
+{
+	vsock_remove_connected(vsk);
+}
+
 /* One message for a socket, under its lock; data at ring offset off. */
 static void vv_deliver(struct sock *sk, u16 dom, const struct vv_hdr *h,
 		       u32 off)
@@ -1031,8 +1046,14 @@ static void vv_deliver(struct sock *sk, u16 dom, const struct vv_hdr *h,
 		if (vv->peer_dom != dom)
 			return;
 		if (flags & VV_RST) {
+			/*
+			 * Nobody listens there. ECONNRESET, not ECONNREFUSED:
+			 * that is what the in-kernel vsock transports report
+			 * and what vsock programs (and Linux's vsock_test)
+			 * expect from a refused connect.
+			 */
 			sk->sk_state = TCP_CLOSE;
-			sk->sk_err = ECONNREFUSED;
+			sk->sk_err = ECONNRESET;
 			sk_error_report(sk);
 			return;
 		}
@@ -1060,6 +1081,7 @@ static void vv_deliver(struct sock *sk, u16 dom, const struct vv_hdr *h,
 		return;
 	if (flags & VV_RST) {
 		vv_set_reset(sk, ECONNRESET);
+		vv_peer_done(vsk);
 		return;
 	}
 	vv_take_credit(vv, h);
@@ -1086,6 +1108,10 @@ static void vv_deliver(struct sock *sk, u16 dom, const struct vv_hdr *h,
 			vsk->peer_shutdown |= SEND_SHUTDOWN;
 		sk->sk_state_change(sk);
 		sk->sk_write_space(sk);
+		if ((vsk->peer_shutdown & SHUTDOWN_MASK) == SHUTDOWN_MASK) {
+			vv_peer_done(vsk);
+			return;
+		}
 	}
 	if (flags & VV_CREDIT_REQ)
 		vv_sock_ctl(vsk, VV_ACK);
@@ -1093,6 +1119,7 @@ static void vv_deliver(struct sock *sk, u16 dom, const struct vv_hdr *h,
 abort:
 	vv_sock_ctl(vsk, VV_RST);
 	vv_set_reset(sk, ECONNRESET);
+	vv_peer_done(vsk);
 }
 
 /* One stream message from dom, header already read; payload at off. */
@@ -1325,9 +1352,16 @@ static void vv_probe(struct work_struct *work)
 	list_for_each_entry(vv, &vv_socks, node) {
 		struct sock *sk = sk_vsock(vv->vsk);
 
+		/*
+		 * A peer that shut down both ways can neither send nor
+		 * receive: its death changes nothing here, and the socket
+		 * is no longer in the connected table vv_reset_dead() walks.
+		 */
 		if (!vv_is_stream(sk) ||
 		    READ_ONCE(sk->sk_state) != TCP_ESTABLISHED ||
-		    READ_ONCE(vv->reset))
+		    READ_ONCE(vv->reset) ||
+		    (READ_ONCE(vv->vsk->peer_shutdown) & SHUTDOWN_MASK) ==
+		    SHUTDOWN_MASK)
 			continue;
 		set_bit(vv->peer_dom, vv_watch);
 		watching = true;

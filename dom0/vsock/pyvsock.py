@@ -10,9 +10,14 @@ code of its own, works between Xen domains. This one uses nothing but
                            read, and the peer address accept() gave), close.
                            datagram, at PORT too (its own V4V ring): every
                            datagram goes back to its sender unchanged.
+                           stream, at PORT+1: an echo that keeps each
+                           connection open for HOLD_S seconds after the
+                           client's end of file, as a server that is slow
+                           to close does.
                            Runs until the domain is destroyed.
   pyvsock.py client CID PORT ECHO_PORT
-                           the checks against `serve` at CID and PORT and
+                           the checks against `serve` at CID and PORT (and
+                           PORT+1) and
                            socat's echo server at ECHO_PORT: one result line
                            each, `V4VT ok NAME` or `V4VT not ok NAME # WHY`.
 """
@@ -24,10 +29,18 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 # Largest datagram the module carries (vsock-v4v/README.md).
 MAX_DGRAM = 32 * 1024
+
+# How long the holding echo keeps a connection after the client's end of
+# file: well past the reconnect check's connect timeout.
+HOLD_S = 30
+
+# The local port the reconnect check binds, both times.
+RECONNECT_PORT = 41234
 
 
 def result(name, why=None):
@@ -82,9 +95,33 @@ def serve_dgram(port):
             print(f"pyvsock: datagram back to {addr}: {e}", flush=True)
 
 
+def hold_one(c):
+    with c:
+        try:
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                c.sendall(b)
+            time.sleep(HOLD_S)
+        except OSError as e:
+            print(f"pyvsock: holding echo: {e}", flush=True)
+
+
+def serve_hold(port):
+    ls = stream()
+    ls.bind((socket.VMADDR_CID_ANY, port))
+    ls.listen(8)
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=hold_one, args=(c,), daemon=True).start()
+
+
 def serve(port):
     if os.fork() == 0:
         serve_dgram(port)
+    elif os.fork() == 0:
+        serve_hold(port + 1)
     else:
         serve_stream(port)
 
@@ -115,7 +152,7 @@ def to_server(cid, port, me):
             try:
                 s.connect((cid, port))
                 break
-            except ConnectionRefusedError:
+            except ConnectionResetError:
                 if time.monotonic() - t0 > 60:
                     raise
                 time.sleep(0.5)
@@ -165,9 +202,49 @@ def refused(cid):
         s.settimeout(20)
         try:
             s.connect((cid, 5999))
-        except ConnectionRefusedError:
+        except ConnectionResetError:
             return None
     return "connect to a port with no listener succeeded"
+
+
+def echo_from(cid, port, text):
+    """text through the echo at (cid, port) from RECONNECT_PORT; closes."""
+    with stream() as s:
+        s.settimeout(10)
+        s.bind((socket.VMADDR_CID_ANY, RECONNECT_PORT))
+        try:
+            s.connect((cid, port))
+        except OSError as e:
+            return f"connect from port {RECONNECT_PORT}: {type(e).__name__}: {e}"
+        s.sendall(text)
+        got = b""
+        while len(got) < len(text):
+            b = s.recv(len(text) - len(got))
+            if not b:
+                break
+            got += b
+    if got != text:
+        return f"sent {text!r}, back {got!r}"
+    return None
+
+
+def reconnect(cid, port):
+    """Twice from the same local port to the holding echo at (cid, port).
+
+    The server still holds the first connection (its peer, we, shut down
+    both ways) when the second request comes from the same (CID, port):
+    that request must reach the listener, not the old socket.
+    """
+    why = echo_from(cid, port, b"first")
+    if why:
+        return f"first: {why}"
+    t0 = time.monotonic()
+    why = echo_from(cid, port, b"second")
+    if why:
+        return f"second, old connection still held: {why}"
+    ms = (time.monotonic() - t0) * 1000
+    print(f"pyvsock: reconnect from port {RECONNECT_PORT} echoed in {ms:.0f} ms", flush=True)
+    return None
 
 
 def dgrams(cid, port):
@@ -210,6 +287,7 @@ def client(cid, port, echo_port):
     check("stream", to_server, cid, port, me)
     check("echo", to_echo, cid, echo_port)
     check("refused", refused, cid)
+    check("same-port-reconnect", reconnect, cid, port + 1)
     check("dgram", dgrams, cid, port)
 
 
