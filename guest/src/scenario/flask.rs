@@ -25,9 +25,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use v4v_abi::{errno, Addr, RingDataFlags, ViptablesRule, DOMID_ANY, PORT_ANY, PROTO_DGRAM};
+use v4v_abi::{errno, Addr, RingDataFlags, DOMID_ANY, PROTO_DGRAM};
 
-use super::{check_rc, mark, query, report, wait_virq, Cast};
+use super::{check_rc, mark, query, report, viptables_denied, wait_virq, Cast};
 use crate::println;
 use crate::tests::rc_name;
 use crate::v4v::{self, Ring};
@@ -242,38 +242,6 @@ fn sender_c(cast: Cast) {
         check_rc(single.register(), 0, "c registering a ring for partner b")
             .and_then(|_| check_rc(single.unregister(), 0, "c unregistering it")),
     );
-    let rule = ViptablesRule {
-        src: Addr {
-            port: PORT_ANY,
-            domain: DOMID_ANY,
-        },
-        dst: Addr {
-            port: PORT_ANY,
-            domain: DOMID_ANY,
-        },
-        accept: 1,
-    };
-    report(
-        "flask.c-viptables-denied",
-        check_rc(
-            v4v::viptables_add(&rule, 0),
-            -errno::EPERM,
-            "viptables_add from c",
-        )
-        .and_then(|_| {
-            check_rc(
-                v4v::viptables_del(None, -1),
-                -errno::EPERM,
-                "viptables flush from c",
-            )
-        })
-        .and_then(|_| {
-            check_rc(
-                v4v::viptables_list(0).0,
-                -errno::EPERM,
-                "viptables_list from c",
-            )
-        }),
-    );
+    report("flask.c-viptables-denied", viptables_denied("c"));
     mark("flask-c-done");
 }

@@ -128,6 +128,37 @@ pub fn query(ring: Addr, space: u32) -> Result<(RingDataFlags, u32), String> {
 }
 
 /// Waits for VIRQ_V4V on `port` until `deadline` (Xen system time);
+/// Every viptables operation from this domain (add, flush, list) gets
+/// -EPERM; `who` names the caller in the failure text.
+pub fn viptables_denied(who: &str) -> Result<(), String> {
+    use v4v_abi::{ViptablesRule, DOMID_ANY, PORT_ANY};
+    let any = Addr {
+        port: PORT_ANY,
+        domain: DOMID_ANY,
+    };
+    let rule = ViptablesRule {
+        src: any,
+        dst: any,
+        accept: 1,
+    };
+    let eperm = -v4v_abi::errno::EPERM;
+    check_rc(
+        crate::v4v::viptables_add(&rule, 0),
+        eperm,
+        format!("viptables_add from {who}"),
+    )?;
+    check_rc(
+        crate::v4v::viptables_del(None, -1),
+        eperm,
+        format!("viptables flush from {who}"),
+    )?;
+    check_rc(
+        crate::v4v::viptables_list(0).0,
+        eperm,
+        format!("viptables_list from {who}"),
+    )
+}
+
 /// returns whether it came.
 pub fn wait_virq(port: u32, deadline: u64) -> bool {
     loop {

@@ -3,9 +3,9 @@
 //! it is), checks that a domU may not touch viptables, and sends with
 //! both vCPUs in the concurrency phase.
 
-use v4v_abi::{errno, Addr, ViptablesRule, DOMID_ANY, PORT_ANY, PROTO_DGRAM};
+use v4v_abi::{errno, Addr, DOMID_ANY, PROTO_DGRAM};
 
-use super::super::{check_rc, port, report, Node};
+use super::super::{check_rc, port, report, viptables_denied, Node};
 use super::concurrency_phase;
 use crate::println;
 use crate::v4v;
@@ -61,39 +61,7 @@ pub fn run(mut n: Node) {
     );
     let _ = n.tell(b, "partner-done");
 
-    let rule = ViptablesRule {
-        src: Addr {
-            port: PORT_ANY,
-            domain: DOMID_ANY,
-        },
-        dst: Addr {
-            port: PORT_ANY,
-            domain: DOMID_ANY,
-        },
-        accept: 1,
-    };
-    report(
-        "viptables.domu-denied",
-        check_rc(
-            v4v::viptables_add(&rule, 0),
-            -errno::EPERM,
-            "viptables_add from a domU",
-        )
-        .and_then(|_| {
-            check_rc(
-                v4v::viptables_del(None, -1),
-                -errno::EPERM,
-                "viptables flush from a domU",
-            )
-        })
-        .and_then(|_| {
-            check_rc(
-                v4v::viptables_list(0).0,
-                -errno::EPERM,
-                "viptables_list from a domU",
-            )
-        }),
-    );
+    report("viptables.domu-denied", viptables_denied("a domU"));
 
     concurrency_phase(&mut n, "c");
 }
