@@ -31,6 +31,8 @@
 #                         reports RESULT ok, or fail naming the others
 #   dump_log NAME         its console log, each line prefixed "[NAME] "
 #   domu_log NAME         the console log's path
+#   check NAME CMD...     runs CMD, reports NAME by its exit status (the
+#                         failure text is the command and its output)
 #   result ok|fail NAME [WHY]
 #                         "V4VT ok NAME" / "V4VT not ok NAME # WHY"
 #
@@ -228,6 +230,15 @@ dump_log() {
 # Xen may print a domU's line; so results are kept in a file and /init
 # prints them once every domU is gone. A progress line shows them now.
 V4V_RESULTS=/run/v4v-results
+check() {
+    _cname=$1; shift
+    if _cout=$("$@" 2>&1); then
+        result ok "$_cname"
+    else
+        result fail "$_cname" "$(echo "$*: $_cout" | tr '\n' ' ')"
+    fi
+}
+
 result() {
     case "$1" in
         ok) _line="V4VT ok $2" ;;

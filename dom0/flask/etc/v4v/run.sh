@@ -18,16 +18,6 @@ create() {
     domu_create "$1" "$G" "scenario role=flask-$1 $CAST" 1 32 "$2" >/dev/null
 }
 
-# check NAME CMD...: runs CMD, reports NAME by its exit status.
-check() {
-    name=$1; shift
-    if out=$("$@" 2>&1); then
-        result ok "$name"
-    else
-        result fail "$name" "$(echo "$*: $out" | tr '\n' ' ')"
-    fi
-}
-
 # labelled NAME: `xl list -Z` shows NAME with its label from seclabels.
 labelled() {
     want=$(domu_seclabel "$1")

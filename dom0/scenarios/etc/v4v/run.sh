@@ -20,16 +20,6 @@ create() {
     domu_create "$1" "$G" "scenario role=$1 $CAST" "$3" 32 "$2" >/dev/null
 }
 
-# check NAME CMD...: runs CMD, reports NAME by its exit status.
-check() {
-    name=$1; shift
-    if out=$("$@" 2>&1); then
-        result ok "$name"
-    else
-        result fail "$name" "$(echo "$*: $out" | tr '\n' ' ')"
-    fi
-}
-
 if create b "$B" 1 && create a "$A" 2 && create c "$C" 2 && create h "$H" 2; then
     result ok dom0.domids-as-planned
 else
