@@ -66,6 +66,22 @@ static int sock_bound(unsigned int port)
 	return fd;
 }
 
+/* A stream socket connected to CID:PORT; exits 1 (naming why) if not. */
+static int stream_to(const char *cid, const char *port)
+{
+	struct sockaddr_vm a = { .svm_family = AF_VSOCK };
+	int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+
+	a.svm_cid = num(cid);
+	a.svm_port = num(port);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		fprintf(stderr, "vdgram: connect %u:%u: %s\n", a.svm_cid,
+			a.svm_port, strerror(errno));
+		exit(1);
+	}
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_vm a = { .svm_family = AF_VSOCK };
@@ -119,17 +135,10 @@ int main(int argc, char **argv)
 		return got == want ? 0 : 1;
 	}
 	if (argc == 4 && !strcmp(argv[1], "drain")) {
-		int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+		int fd = stream_to(argv[2], argv[3]);
 		unsigned long long total = 0;
 		ssize_t n;
 
-		a.svm_cid = num(argv[2]);
-		a.svm_port = num(argv[3]);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-			fprintf(stderr, "vdgram: connect %u:%u: %s\n", a.svm_cid,
-				a.svm_port, strerror(errno));
-			return 1;
-		}
 		while ((n = read(fd, buf, sizeof(buf))) > 0)
 			total += n;
 		if (n < 0) {
@@ -141,17 +150,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc == 5 && !strcmp(argv[1], "trickle")) {
-		int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+		int fd = stream_to(argv[2], argv[3]);
 		unsigned long ms = num(argv[4]), total = 0;
 		struct timespec pause = { ms / 1000, (ms % 1000) * 1000000 };
 
-		a.svm_cid = num(argv[2]);
-		a.svm_port = num(argv[3]);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-			fprintf(stderr, "vdgram: connect %u:%u: %s\n", a.svm_cid,
-				a.svm_port, strerror(errno));
-			return 1;
-		}
 		/* MSG_NOSIGNAL: the error itself, not a SIGPIPE, is the answer. */
 		while (send(fd, "x", 1, MSG_NOSIGNAL) == 1) {
 			total++;
