@@ -373,7 +373,6 @@ fn init_hypercall_page() -> Result<(), ()> {
 
 const HVM_OP: u32 = 34;
 const XENMEM_CURRENT_RESERVATION: u64 = 3;
-const DOMID_SELF: u16 = 0x7ff0;
 const HVMOP_SET_PARAM: u64 = 0;
 const HVMOP_GET_PARAM: u64 = 1;
 const PARAM_CALLBACK_IRQ: u32 = 0;
@@ -383,7 +382,7 @@ const PARAM_CONSOLE_PFN: u32 = 17;
 const PARAM_CONSOLE_EVTCHN: u32 = 18;
 
 fn current_reservation() -> u64 {
-    let domid = DOMID_SELF;
+    let domid = mm::DOMID_SELF;
     // SAFETY: reads the domid_t on this stack.
     let rc = unsafe {
         hypercall::hypercall2(
@@ -415,7 +414,7 @@ struct HvmParam {
 
 fn hvm_param(op: u64, index: u32, value: u64) -> Result<u64, i64> {
     let mut p = HvmParam {
-        domid: DOMID_SELF,
+        domid: mm::DOMID_SELF,
         index,
         value,
     };

@@ -715,7 +715,6 @@ fn shows(page: *const u8, byte: u8) -> bool {
 /// page we then find at that GFN (a fresh one, or the grant frame) never
 /// shows what Xen wrote into the ring. Unregistering lets the page go.
 fn physmap_under_ring(t: &mut Tally, n: &Node) {
-    const XENMEM_REMOVE_FROM_PHYSMAP: u64 = 15;
     let src = n.addr(port::SENDER);
     for (round, how) in ["ballooned out", "replaced by a grant frame"]
         .into_iter()
@@ -752,23 +751,7 @@ fn physmap_under_ring(t: &mut Tally, n: &Node) {
             if shows(ring.va() as *const u8, byte) {
                 t.fail("the grant frame at the ring's GFN shows the ring's messages".into());
             }
-            #[repr(C)]
-            struct Remove {
-                domid: u16,
-                gpfn: u64,
-            }
-            let op = Remove {
-                domid: 0x7ff0,
-                gpfn: gfn,
-            };
-            // SAFETY: Xen reads the structure on this stack.
-            let rc = unsafe {
-                crate::xen::hypercall::hypercall2(
-                    crate::xen::nr::MEMORY_OP,
-                    XENMEM_REMOVE_FROM_PHYSMAP,
-                    &raw const op as u64,
-                )
-            };
+            let rc = mm::remove_from_physmap(gfn);
             t.shown("remove_from_physmap: the grant frame", rc, &[0]);
         }
         t.shown(

@@ -14,7 +14,6 @@ const GRANT_TABLE_OP: u32 = 20;
 const GNTTABOP_MAP_GRANT_REF: u64 = 0;
 const GNTTABOP_UNMAP_GRANT_REF: u64 = 1;
 const GNTTABOP_SETUP_TABLE: u64 = 2;
-const DOMID_SELF: u16 = 0x7ff0;
 
 /// `GTF_permit_access`: the grantee may map the frame.
 const GTF_PERMIT_ACCESS: u16 = 1;
@@ -53,7 +52,7 @@ fn table() -> Result<*mut u8, i64> {
         }
         let mut mfn: u64 = 0;
         let mut op = SetupTable {
-            dom: DOMID_SELF,
+            dom: mm::DOMID_SELF,
             nr_frames: 1,
             status: 0,
             frame_list: &raw mut mfn as u64,

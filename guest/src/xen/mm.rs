@@ -141,7 +141,9 @@ pub unsafe fn map_window(slot: usize, mfn: u64) -> Result<*mut u8, i64> {
 const XENMEM_DECREASE_RESERVATION: u64 = 1;
 const XENMEM_POPULATE_PHYSMAP: u64 = 6;
 const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
-const DOMID_SELF: u16 = 0x7ff0;
+const XENMEM_REMOVE_FROM_PHYSMAP: u64 = 15;
+/// `DOMID_SELF`: the calling domain, in memory and grant operations.
+pub const DOMID_SELF: u16 = 0x7ff0;
 
 /// `XENMAPSPACE_shared_info`: the shared info page.
 pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
@@ -203,4 +205,26 @@ pub fn decrease_reservation(gfns: &mut [u64]) -> i64 {
 /// Returns how many were populated, or Xen's error.
 pub fn populate_physmap(gfns: &mut [u64]) -> i64 {
     reservation(XENMEM_POPULATE_PHYSMAP, gfns)
+}
+
+/// `XENMEM_remove_from_physmap`: takes whatever is at guest frame `gfn`
+/// out of this (translated) domain's physmap. Returns Xen's result.
+pub fn remove_from_physmap(gfn: u64) -> i64 {
+    #[repr(C)]
+    struct Remove {
+        domid: u16,
+        gpfn: u64,
+    }
+    let op = Remove {
+        domid: DOMID_SELF,
+        gpfn: gfn,
+    };
+    // SAFETY: Xen reads the structure on this stack.
+    unsafe {
+        hypercall::hypercall2(
+            nr::MEMORY_OP,
+            XENMEM_REMOVE_FROM_PHYSMAP,
+            &raw const op as u64,
+        )
+    }
 }
